@@ -1,0 +1,1 @@
+"""Shared web pieces: errors, declared endpoints, limits, pages, the OpenAPI document."""

@@ -1,0 +1,125 @@
+"""The OpenAPI 3.1 document, built from the endpoints declared with ``ApiBlueprint.api``."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify, render_template
+from pydantic import BaseModel, Field
+
+from backend.web.api import JSON_BODY, MULTIPART_BODY, EndpointSpec
+
+REF_TEMPLATE = "#/components/schemas/{model}"
+ALWAYS_POSSIBLE = {400: "the request is malformed", 413: "the request is over a size limit"}
+_converter = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx and 5xx answer of the API."""
+
+    error: str = Field(description="what went wrong and what to fix")
+    status: int
+    code: str
+    field: str | None = Field(default=None, description="the offending request field, when there is one")
+    details: list[dict[str, Any]] | None = None
+
+
+def _schema(model: type[BaseModel], components: dict[str, Any], mode: str) -> dict[str, Any]:
+    schema = model.model_json_schema(ref_template=REF_TEMPLATE, mode=mode)
+    for name, sub in schema.pop("$defs", {}).items():
+        components[name] = sub
+    components[model.__name__] = schema
+    return {"$ref": REF_TEMPLATE.format(model=model.__name__)}
+
+
+def _parameters(spec: EndpointSpec, rule_path: str, components: dict[str, Any]) -> list[dict[str, Any]]:
+    params = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}}
+        for name in _converter.findall(rule_path)
+    ]
+    if spec.query is not None:
+        schema = spec.query.model_json_schema(ref_template=REF_TEMPLATE, mode="validation")
+        for name, sub in schema.pop("$defs", {}).items():
+            components[name] = sub
+        required = set(schema.get("required", []))
+        for name, prop in schema.get("properties", {}).items():
+            params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+    return params
+
+
+def _operation(spec: EndpointSpec, rule_path: str, components: dict[str, Any]) -> dict[str, Any]:
+    error_ref = {"$ref": REF_TEMPLATE.format(model="ErrorResponse")}
+    operation: dict[str, Any] = {
+        "summary": spec.summary,
+        "operationId": f"{spec.method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', rule_path).strip('_')}",
+        "tags": list(spec.tags),
+    }
+    if spec.description and spec.description != spec.summary:
+        operation["description"] = spec.description
+    params = _parameters(spec, rule_path, components)
+    if params:
+        operation["parameters"] = params
+    if spec.body is not None or spec.files:
+        content: dict[str, Any] = {}
+        if spec.body is not None:
+            content[JSON_BODY] = {"schema": _schema(spec.body, components, "validation")}
+        if spec.files:
+            form = {"type": "object", "properties": {name: {"type": "string", "format": "binary"} for name in spec.files}}
+            if spec.body is not None:
+                form = {"allOf": [form, {"$ref": REF_TEMPLATE.format(model=spec.body.__name__)}]}
+            content[MULTIPART_BODY] = {"schema": form}
+        operation["requestBody"] = {"required": True, "content": content}
+    success: dict[str, Any] = {"description": "success"}
+    if spec.response is not None:
+        success["content"] = {JSON_BODY: {"schema": _schema(spec.response, components, "serialization")}}
+    responses: dict[str, Any] = {str(spec.status): success}
+    errors = dict(ALWAYS_POSSIBLE)
+    if spec.body is not None or spec.query is not None or spec.files:
+        errors[422] = "a field is invalid or over a configured limit"
+    if spec.body is not None:
+        errors[415] = "the body is not JSON"
+    errors.update(spec.errors)
+    for status, description in sorted(errors.items()):
+        responses[str(status)] = {"description": description, "content": {JSON_BODY: {"schema": error_ref}}}
+    for status, extra in spec.extra_responses.items():
+        responses[str(status)] = extra
+    operation["responses"] = responses
+    return operation
+
+
+def build_openapi(app: Flask) -> dict[str, Any]:
+    components: dict[str, Any] = {}
+    _schema(ErrorResponse, components, "serialization")
+    paths: dict[str, Any] = {}
+    for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):
+        view = app.view_functions.get(rule.endpoint)
+        spec: EndpointSpec | None = getattr(view, "api_spec", None)
+        if spec is None:
+            continue
+        path = _converter.sub(r"{\1}", rule.rule)
+        paths.setdefault(path, {})[spec.method.lower()] = _operation(spec, rule.rule, components)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Cool Papers companion backend",
+            "version": app.config.get("APP_VERSION", "0"),
+            "description": "Resolves paper-bearing URLs and text to Cool Papers pages, and hosts the algorithm services.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {"schemas": components},
+    }
+
+
+bp = Blueprint("openapi", __name__)
+
+
+@bp.get("/api/openapi.json")
+def openapi_json():
+    return jsonify(build_openapi(current_app))
+
+
+@bp.get("/api/docs")
+def docs_page():
+    return render_template("docs.html", spec=build_openapi(current_app))

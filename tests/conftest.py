@@ -1,0 +1,38 @@
+"""Fixtures shared by every test: a testing app whose files all live in a temporary folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend import create_app
+from backend.config import DEFAULTS
+
+DATA = Path(__file__).parent / "data"
+PATH_SUFFIXES = ("_DB", "_DIR", "_FILE")
+
+
+def testing_config(tmp: Path, **overrides) -> dict:
+    """Testing settings: responses checked against their schemas, every path setting under ``tmp``."""
+    config = {"TESTING": True, "VALIDATE_RESPONSES": True, "INSTANCE_DIR": str(tmp / "instance")}
+    for key in DEFAULTS:
+        if key.endswith(PATH_SUFFIXES) and key != "INSTANCE_DIR":
+            suffix = ".sqlite3" if key.endswith("_DB") else ""
+            config[key] = str(tmp / (key.lower() + suffix))
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def app(tmp_path: Path):
+    app = create_app(testing_config(tmp_path))
+    yield app
+    shutdown = app.extensions.get("shutdown_hooks", [])
+    for hook in shutdown:
+        hook()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
