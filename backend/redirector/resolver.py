@@ -34,6 +34,38 @@ def _compile(rule: Mapping[str, Any]) -> re.Pattern[str]:
     return re.compile(rule["pattern"], re.IGNORECASE if "i" in rule.get("flags", "") else 0)
 
 
+class _Text:
+    """An input being scanned, with its lower-cased copy made once and only if a hint needs it."""
+
+    __slots__ = ("text", "_lower")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._lower: str | None = None
+
+    @property
+    def lower(self) -> str:
+        if self._lower is None:
+            self._lower = self.text.lower()
+        return self._lower
+
+
+class _Rule:
+    """A compiled pattern and its hints: the pattern runs only where every match could be."""
+
+    def __init__(self, rule: Mapping[str, Any]) -> None:
+        self.pattern = _compile(rule)
+        self.hint_regex = re.compile(rule["hintRegex"]) if "hintRegex" in rule else None
+        self.hint_substrings = tuple(rule.get("hintSubstrings", ()))
+
+    def finditer(self, text: _Text) -> Iterator[re.Match[str]]:
+        if self.hint_regex is not None and self.hint_regex.search(text.text) is None:
+            return iter(())
+        if self.hint_substrings and not any(hint in text.lower for hint in self.hint_substrings):
+            return iter(())
+        return self.pattern.finditer(text.text)
+
+
 def _fill(template: str, match: re.Match[str]) -> str:
     return re.sub(r"\{(\d+)\}", lambda m: match.group(int(m.group(1))) or "", template)
 
@@ -44,21 +76,21 @@ class Grammar:
     def __init__(self, rules: Mapping[str, Any]) -> None:
         self.rules = rules
         arxiv = rules["arxiv"]
-        self.new_id = _compile(arxiv["new"])
+        self.new_id = _Rule(arxiv["new"])
         self.new_first = int(arxiv["new"]["firstYymm"])
         self.four_digit_last = int(arxiv["new"]["fourDigitLastYymm"])
         self.five_digit_first = int(arxiv["new"]["fiveDigitFirstYymm"])
-        self.old_id = _compile(arxiv["old"])
+        self.old_id = _Rule(arxiv["old"])
         self.old_first = _old_month_index(arxiv["old"]["firstYymm"])
         self.old_last = _old_month_index(arxiv["old"]["lastYymm"])
         self.old_archives = frozenset(arxiv["old"]["archives"])
         self.arxiv_target = arxiv["target"]
-        self.venues = [(_compile(v), v["id"]) for v in rules["venues"]]
+        self.venues = [(_Rule(v), v["id"]) for v in rules["venues"]]
         self.venue_target = rules["venueTarget"]
-        self.category = _compile(rules["category"])
+        self.category = _Rule(rules["category"])
         self.category_archives = frozenset(rules["category"]["archives"])
         self.category_target = rules["category"]["target"]
-        self.coolpapers = _compile(rules["coolpapers"])
+        self.coolpapers = _Rule(rules["coolpapers"])
         self.search_word = re.compile(rules["search"]["wordPattern"]["python"])
         self.search_max_words = int(rules["search"]["maxWords"])
         self.search_target = rules["search"]["target"]
@@ -78,18 +110,18 @@ class Grammar:
             text = decoded
         return text.replace("\x00", " ")
 
-    def arxiv_ids(self, text: str) -> list[str]:
+    def arxiv_ids(self, text: str | _Text) -> list[str]:
         """Canonical arXiv ids (no version, no subject class), deduplicated in order of appearance."""
+        text = _as_text(text)
         found: list[tuple[int, str]] = []
         for m in self.new_id.finditer(text):
             yymm, number = int(m.group(1) + m.group(2)), m.group(3)
             if self._valid_new(yymm, int(m.group(2)), number):
                 found.append((m.start(), f"{m.group(1)}{m.group(2)}.{number}"))
-        if "/" in text:
-            for m in self.old_id.finditer(text):
-                archive, yy, mm, number = m.group(1), m.group(3), m.group(4), m.group(5)
-                if archive in self.old_archives and self._valid_old(int(yy), int(mm), number):
-                    found.append((m.start(), f"{archive}/{yy}{mm}{number}"))
+        for m in self.old_id.finditer(text):
+            archive, yy, mm, number = m.group(1), m.group(3), m.group(4), m.group(5)
+            if archive in self.old_archives and self._valid_old(int(yy), int(mm), number):
+                found.append((m.start(), f"{archive}/{yy}{mm}{number}"))
         found.sort(key=lambda item: item[0])
         return _unique(identifier for _, identifier in found)
 
@@ -105,25 +137,25 @@ class Grammar:
             return False
         return self.old_first <= _old_month_index(f"{yy:02d}{month:02d}") <= self.old_last
 
-    def venue_ids(self, text: str) -> list[str]:
+    def venue_ids(self, text: str | _Text) -> list[str]:
+        text = _as_text(text)
         found: list[tuple[int, str]] = []
         for pattern, template in self.venues:
             found.extend((m.start(), _fill(template, m)) for m in pattern.finditer(text))
         found.sort(key=lambda item: item[0])
         return _unique(identifier for _, identifier in found)
 
-    def category_of(self, text: str) -> str | None:
-        for m in self.category.finditer(text):
+    def category_of(self, text: str | _Text) -> str | None:
+        for m in self.category.finditer(_as_text(text)):
             category = m.group(1)
             if category.split(".")[0] in self.category_archives:
                 return category
         return None
 
-    def coolpapers_path(self, text: str) -> str | None:
-        m = self.coolpapers.search(text)
-        if m is None:
-            return None
-        return _safe_path(m.group(1) or "/")
+    def coolpapers_path(self, text: str | _Text) -> str | None:
+        for m in self.coolpapers.finditer(_as_text(text)):
+            return _safe_path(m.group(1) or "/")
+        return None
 
     def search_words(self, text: str) -> list[str]:
         return self.search_word.findall(text)[: self.search_max_words]
@@ -153,8 +185,8 @@ class Grammar:
             return self._search(selection, base)
         return None
 
-    def _scan(self, text: str, base: str) -> Resolution | None:
-        text = self.decode(text)
+    def _scan(self, raw: str, base: str) -> Resolution | None:
+        text = _Text(self.decode(raw))
         base = base.rstrip("/")
         ids = self.arxiv_ids(text)
         if ids:
@@ -176,6 +208,10 @@ class Grammar:
             return None
         query = quote(" ".join(words), safe="")
         return Resolution("search", [], base.rstrip("/") + self.search_target.format(query=query))
+
+
+def _as_text(text: str | _Text) -> _Text:
+    return text if isinstance(text, _Text) else _Text(text)
 
 
 def _old_month_index(yymm: str) -> int:
