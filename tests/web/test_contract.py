@@ -1,0 +1,122 @@
+"""The API contract: every JSON endpoint declared, one error shape, limits named, the document served."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import BaseModel, Field
+
+from backend.web.api import ApiBlueprint
+from backend.web.openapi import build_openapi
+
+UNDECLARED_OK = {"/api/openapi.json", "/api/docs"}  # the document itself and its rendering
+
+
+def test_every_api_route_is_declared(app):
+    undeclared = []
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/") and rule.rule not in UNDECLARED_OK:
+            view = app.view_functions[rule.endpoint]
+            if getattr(view, "api_spec", None) is None:
+                undeclared.append(rule.rule)
+    assert undeclared == [], f"declare these with ApiBlueprint.api: {undeclared}"
+
+
+def test_openapi_document(client):
+    spec = client.get("/api/openapi.json").json
+    assert spec["openapi"].startswith("3.")
+    assert "/api/resolve" in spec["paths"] and {"get", "post"} <= set(spec["paths"]["/api/resolve"])
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            assert op["summary"], f"{method} {path} has no summary"
+            statuses = set(op["responses"])
+            assert "400" in statuses and "413" in statuses
+            for status, response in op["responses"].items():
+                if status.startswith("4") and "content" in response:
+                    assert response["content"]["application/json"]["schema"]["$ref"].endswith("/ErrorResponse")
+    for ref_target in _refs(spec):
+        assert ref_target in spec["components"]["schemas"], ref_target
+
+
+def _refs(node):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value.rsplit("/", 1)[1]
+            else:
+                yield from _refs(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _refs(item)
+
+
+class Echo(BaseModel):
+    count: int = Field(ge=1, le=10)
+    name: str
+
+
+class EchoOut(BaseModel):
+    count: int
+
+
+@pytest.fixture
+def echo_app(tmp_path):
+    from backend import create_app
+    from tests.conftest import testing_config
+
+    bp = ApiBlueprint("echo_test", __name__)
+
+    @bp.api("POST", "/api/echo-test", body=Echo, response=EchoOut, summary="echo")
+    def echo(body: Echo):
+        return {"count": body.count}
+
+    @bp.api("POST", "/api/echo-wrong", body=Echo, response=EchoOut, summary="breaks its schema")
+    def wrong(body: Echo):
+        return {"count": "many"}
+
+    app = create_app(testing_config(tmp_path, MAX_JSON_BYTES=1000, PROPAGATE_EXCEPTIONS=False))
+    app.register_blueprint(bp)
+    return app
+
+
+@pytest.mark.parametrize(
+    "payload, status, field",
+    [
+        ({"count": 3, "name": "x"}, 200, None),
+        ({"count": 0, "name": "x"}, 422, "count"),
+        ({"count": "three", "name": "x"}, 422, "count"),
+        ({"count": 3}, 422, "name"),
+        ([1, 2], 422, None),
+    ],
+)
+def test_validation_errors_name_the_field(echo_app, payload, status, field):
+    response = echo_app.test_client().post("/api/echo-test", json=payload)
+    assert response.status_code == status
+    if status != 200:
+        assert set(response.json) >= {"error", "status", "code", "field"}
+        assert response.json["field"] == field
+        if field:
+            assert field in response.json["error"]
+
+
+def test_body_limit_is_named(echo_app):
+    response = echo_app.test_client().post("/api/echo-test", json={"count": 1, "name": "x" * 2000})
+    assert response.status_code == 413
+    assert "MAX_JSON_BYTES=1000" in response.json["error"]
+
+
+def test_a_view_that_breaks_its_schema_is_caught_in_tests(echo_app):
+    echo_app.config["PROPAGATE_EXCEPTIONS"] = False
+    response = echo_app.test_client().post("/api/echo-wrong", json={"count": 1, "name": "x"})
+    assert response.status_code == 500
+    assert response.json == {"error": "internal error; it has been logged", "status": 500, "code": "internal_error", "field": None}
+
+
+def test_unknown_api_path_and_method_are_json(client):
+    assert client.get("/api/nothing-here").json["status"] == 404
+    response = client.delete("/api/resolve")
+    assert response.status_code == 405
+    assert response.json["code"] == "method_not_allowed"
+
+
+def test_build_openapi_is_deterministic(app):
+    assert build_openapi(app) == build_openapi(app)
