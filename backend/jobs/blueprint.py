@@ -1,0 +1,192 @@
+"""HTTP for the job layer: submit, inspect, cancel, fetch results; the jobs page; jobs.js for pages."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from flask import Response, current_app, render_template
+from pydantic import BaseModel, ConfigDict, Field
+
+from backend.jobs import init_app, manager, public
+from backend.jobs.manager import JobError
+from backend.jobs.records import STATUSES
+from backend.jobs.registry import TASKS
+from backend.web import limits
+from backend.web.api import ApiBlueprint
+from backend.web.errors import ApiError
+from backend.web.pages import register_page
+
+__all__ = ["bp", "init_app"]
+
+bp = ApiBlueprint(
+    "jobs", __name__, template_folder="templates", static_folder="static", static_url_path="/static/jobs"
+)
+register_page("Jobs", "jobs.jobs_page", "long-running work: live progress, results, cancel")
+
+Status = Literal["queued", "running", "done", "failed", "cancelled"]
+_JOB_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+class SubmitJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(min_length=1, max_length=100, description='"<service>.<task>" (GET /api/jobs/kinds)')
+    params: dict[str, Any] = Field(default_factory=dict, description="the task's parameters, validated before queueing")
+
+
+class Submitted(BaseModel):
+    id: str
+    kind: str
+    status: Status
+    status_url: str = Field(description="poll this for progress and the result")
+
+
+class JobView(BaseModel):
+    id: str
+    kind: str
+    status: Status
+    progress: float = Field(ge=0, le=1)
+    message: str
+    params: dict[str, Any]
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    status_url: str
+    result: dict[str, Any] | None = Field(default=None, description="when done, unless stored aside")
+    result_bytes: int | None = Field(default=None, description="size of the JSON result")
+    result_external: bool | None = Field(default=None, description="true: too large to inline, fetch result_url")
+    result_url: str | None = Field(default=None, description="the result as a JSON document (when done)")
+    error: str | None = Field(default=None, description="why it failed or was cancelled")
+    cancel_requested: bool | None = None
+
+
+class JobList(BaseModel):
+    jobs: list[JobView]
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(default=50, ge=1, description="at most JOBS_LIST_MAX")
+    status: Status | None = None
+    kind: str | None = Field(default=None, max_length=100)
+
+
+class KindView(BaseModel):
+    kind: str
+    summary: str
+    params_schema: dict[str, Any]
+
+
+class KindList(BaseModel):
+    kinds: list[KindView]
+
+
+def _call(fn, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return fn(*args, **kwargs)
+    except JobError as exc:
+        raise ApiError(exc.status, exc.message, code=exc.code, field=exc.field, details=exc.details) from None
+
+
+def _job_id(job_id: str) -> str:
+    if not _JOB_ID.match(job_id):
+        raise ApiError(404, f"no job {job_id!r} (job ids are 32 hex digits)", code="not_found")
+    return job_id
+
+
+@bp.api(
+    "POST",
+    "/api/jobs",
+    body=SubmitJob,
+    response=Submitted,
+    status=202,
+    summary="Start a job",
+    description="Validates params against the task's model (422 naming the field), then queues the job.",
+    errors={422: "unknown kind or invalid params", 429: "too many pending jobs (JOBS_MAX_PENDING)",
+            503: "the job store or task queue is unreachable"},
+)
+def submit_job(body: SubmitJob):
+    job = _call(manager().submit, body.kind, body.params)
+    view = public(job)
+    return Submitted(id=job.id, kind=job.kind, status=job.status, status_url=view["status_url"]), 202, {
+        "Location": view["status_url"]
+    }
+
+
+@bp.api("GET", "/api/jobs", query=ListQuery, response=JobList, summary="Recent jobs, newest first")
+def list_jobs(query: ListQuery) -> dict:
+    limits.check("JOBS_LIST_MAX", query.limit, field="limit")
+    jobs = _call(manager().list, limit=query.limit, status=query.status, kind=query.kind)
+    return {"jobs": [public(job) for job in jobs]}
+
+
+@bp.api("GET", "/api/jobs/kinds", response=KindList, summary="The job kinds this backend can run")
+def list_kinds() -> KindList:
+    return KindList(
+        kinds=[
+            KindView(kind=spec.kind, summary=spec.summary, params_schema=spec.params.model_json_schema())
+            for spec in sorted(TASKS.values(), key=lambda s: s.kind)
+        ]
+    )
+
+
+@bp.api("GET", "/api/jobs/<job_id>", response=JobView, summary="A job's status, progress and result or error",
+        errors={404: "no such job"})
+def get_job(job_id: str) -> dict:
+    # A dict, not the model: keys that do not apply (result of a failed job...) are left out.
+    return public(_call(manager().get, _job_id(job_id)))
+
+
+@bp.api(
+    "DELETE",
+    "/api/jobs/<job_id>",
+    response=JobView,
+    summary="Cancel a job",
+    description="A queued job is cancelled at once (200); a running one stops at its next progress report "
+    "(202, then status becomes cancelled).",
+    errors={404: "no such job", 409: "the job already finished"},
+)
+def cancel_job(job_id: str):
+    job = _call(manager().cancel, _job_id(job_id))
+    return public(job), 202 if job.status == "running" else 200
+
+
+@bp.api(
+    "GET",
+    "/api/jobs/<job_id>/result",
+    summary="A finished job's result as a JSON document",
+    description="Large results are stored aside (over JOBS_INLINE_RESULT_BYTES) and only served here.",
+    errors={404: "no such job", 409: "the job is not done"},
+)
+def job_result(job_id: str) -> Response:
+    data = _call(manager().result, _job_id(job_id))
+    response = Response(data, mimetype="application/json")
+    response.headers["Content-Disposition"] = f'inline; filename="job-{job_id}.json"'
+    return response
+
+
+# A quick demo on the page: a few seconds of visible progress.
+_PAGE_EXAMPLES = {"jobs.demo_sleep": {"steps": 20, "step_s": 0.2}}
+
+
+def _example_params(kind: str) -> dict[str, Any]:
+    """Params to prefill the form with: the page's example, else the model's defaults."""
+    if kind in _PAGE_EXAMPLES:
+        return _PAGE_EXAMPLES[kind]
+    properties = TASKS[kind].params.model_json_schema().get("properties", {})
+    return {name: prop["default"] for name, prop in properties.items() if "default" in prop}
+
+
+@bp.get("/jobs")
+def jobs_page() -> str:
+    kinds = sorted(TASKS.values(), key=lambda s: s.kind)
+    return render_template(
+        "jobs/index.html",
+        kinds=kinds,
+        examples={spec.kind: _example_params(spec.kind) for spec in kinds},
+        statuses=STATUSES,
+        backend=current_app.config["JOBS_BACKEND"],
+        list_max=current_app.config["JOBS_LIST_MAX"],
+    )

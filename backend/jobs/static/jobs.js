@@ -1,0 +1,157 @@
+/* Job helpers for pages: start a job, follow its progress, show its result.
+ *
+ *   <script src="{{ url_for('jobs.static', filename='jobs.js') }}"></script>
+ *   const job = await submitJob("mad.simulate", {steps: 100});     // rejects with the API's message
+ *   watchJob(job.id, j => bar.style.width = 100 * j.progress + "%", j => show(j.result || j.error));
+ *   // or all at once: a progress bar, its message and a Cancel button inside `container`
+ *   jobProgress(container, job.id, {onDone: j => show(j)});
+ *
+ * Polling (not server-sent events) so that it works behind any proxy and with any number of
+ * server workers: every 250 ms at first, slowing to every 1.5 s for long jobs.
+ */
+(function (global) {
+  "use strict";
+
+  const FINISHED = ["done", "failed", "cancelled"];
+
+  async function apiJson(url, options) {
+    const response = await fetch(url, Object.assign({headers: {"Accept": "application/json"}}, options || {}));
+    let body = null;
+    try { body = await response.json(); } catch (e) { body = null; }
+    if (!response.ok) {
+      const message = body && body.error ? body.error : `HTTP ${response.status}`;
+      const error = new Error(message);
+      error.status = response.status;
+      error.body = body;
+      throw error;
+    }
+    return body;
+  }
+
+  /* Queue a job; resolves to {id, kind, status, status_url}, rejects with Error(API message). */
+  function submitJob(kind, params) {
+    return apiJson("/api/jobs", {
+      method: "POST",
+      headers: {"Content-Type": "application/json", "Accept": "application/json"},
+      body: JSON.stringify({kind: kind, params: params || {}}),
+    });
+  }
+
+  /* Ask to cancel; resolves to the job as it is now. */
+  function cancelJob(id) {
+    return apiJson(`/api/jobs/${encodeURIComponent(id)}`, {method: "DELETE"});
+  }
+
+  /* Follow job `id`: onProgress(job) after each poll while it is queued or running, then onDone(job)
+   * once, when it is done, failed or cancelled. A result stored aside (result_external) is fetched
+   * first, so job.result is always filled in when done (opts.fetchResult=false skips that).
+   * Returns {stop()} to stop following. */
+  function watchJob(id, onProgress, onDone, opts) {
+    const options = Object.assign({fetchResult: true, minDelay: 250, maxDelay: 1500}, opts || {});
+    let stopped = false;
+    let timer = null;
+    let delay = options.minDelay;
+    let failures = 0;
+
+    async function finish(job) {
+      if (job.status === "done" && job.result_external && options.fetchResult && job.result_url) {
+        try {
+          job.result = await apiJson(job.result_url);
+        } catch (e) {
+          job.result = null;
+          job.result_error = e.message;
+        }
+      }
+      if (!stopped && onDone) onDone(job);
+      stopped = true;
+    }
+
+    async function poll() {
+      if (stopped) return;
+      let job;
+      try {
+        job = await apiJson(`/api/jobs/${encodeURIComponent(id)}`);
+        failures = 0;
+      } catch (e) {
+        if (e.status === 404) {
+          await finish({id: id, status: "failed", progress: 0, message: "", error: e.message});
+          return;
+        }
+        failures += 1;  // a network blip or a restarting server: keep trying, more slowly
+        timer = setTimeout(poll, Math.min(options.maxDelay * 4, options.minDelay * 2 ** failures));
+        return;
+      }
+      if (stopped) return;
+      if (FINISHED.includes(job.status)) {
+        if (onProgress) onProgress(job);
+        await finish(job);
+        return;
+      }
+      if (onProgress) onProgress(job);
+      delay = Math.min(options.maxDelay, delay * 1.25);
+      timer = setTimeout(poll, delay);
+    }
+
+    poll();
+    return {
+      stop() {
+        stopped = true;
+        if (timer) clearTimeout(timer);
+      },
+    };
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;  // text only: never HTML from the server
+    return node;
+  }
+
+  /* A progress bar, status line and Cancel button for job `id`, appended to `container`.
+   * opts.onDone(job) runs when it finishes. Returns the watcher ({stop()}). */
+  function jobProgress(container, id, opts) {
+    const options = opts || {};
+    const box = el("div", "job-progress");
+    box.dataset.jobId = id;
+    const bar = el("div", "progress");
+    const fill = el("div");
+    bar.appendChild(fill);
+    bar.setAttribute("role", "progressbar");
+    bar.setAttribute("aria-valuemin", "0");
+    bar.setAttribute("aria-valuemax", "100");
+    const line = el("div", "job-line");
+    const status = el("span", "job-status", "queued");
+    const message = el("span", "job-message", "");
+    const cancel = el("button", "job-cancel", "Cancel");
+    cancel.type = "button";
+    cancel.addEventListener("click", () => {
+      cancel.disabled = true;
+      cancelJob(id).catch((e) => { message.textContent = e.message; });
+    });
+    line.append(status, " ", message, " ", cancel);
+    box.append(bar, line);
+    container.appendChild(box);
+
+    function show(job) {
+      const percent = Math.round(100 * (job.progress || 0));
+      fill.style.width = percent + "%";
+      bar.setAttribute("aria-valuenow", String(percent));
+      status.textContent = job.status === "running" ? `${percent}%` : job.status;
+      status.dataset.status = job.status;
+      message.textContent = job.status === "failed" || job.status === "cancelled" ? (job.error || "") : (job.message || "");
+    }
+
+    return watchJob(id, show, (job) => {
+      show(job);
+      cancel.remove();
+      box.dataset.status = job.status;
+      if (options.onDone) options.onDone(job);
+    }, options);
+  }
+
+  global.submitJob = submitJob;
+  global.cancelJob = cancelJob;
+  global.watchJob = watchJob;
+  global.jobProgress = jobProgress;
+})(window);

@@ -1,0 +1,154 @@
+/* The jobs page: start a job, follow it with jobProgress, and list recent jobs (refreshed every second). */
+(function () {
+  "use strict";
+
+  const form = document.getElementById("job-form");
+  const kind = document.getElementById("job-kind");
+  const params = document.getElementById("job-params");
+  const summary = document.getElementById("job-kind-summary");
+  const formError = document.getElementById("job-form-error");
+  const current = document.getElementById("job-current");
+  const resultBox = document.getElementById("job-result");
+  const filter = document.getElementById("jobs-filter");
+  const tbody = document.querySelector("#jobs-table tbody");
+  const empty = document.getElementById("jobs-empty");
+  const listError = document.getElementById("jobs-list-error");
+  const detail = document.getElementById("job-detail");
+  const detailId = document.getElementById("job-detail-id");
+  const detailBody = document.getElementById("job-detail-body");
+  const SHOW_CHARS = 20000;  // a result of megabytes would freeze the page; the link has it all
+
+  let watcher = null;
+
+  function showJson(pre, value, url) {
+    let text = JSON.stringify(value, null, 2);
+    if (text.length > SHOW_CHARS) text = text.slice(0, SHOW_CHARS) + `\n… (${text.length} characters; full result: ${url})`;
+    pre.textContent = text;
+    pre.hidden = false;
+  }
+
+  function fillExample() {
+    const option = kind.selectedOptions[0];
+    if (!option) return;
+    params.value = JSON.stringify(JSON.parse(option.dataset.example || "{}"), null, 1);
+    summary.textContent = option.title;
+  }
+
+  function showError(node, message) {
+    node.textContent = message;
+    node.hidden = !message;
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    showError(formError, "");
+    let body;
+    try {
+      body = JSON.parse(params.value || "{}");
+    } catch (e) {
+      showError(formError, `Params are not valid JSON: ${e.message}`);
+      return;
+    }
+    let job;
+    try {
+      job = await submitJob(kind.value, body);
+    } catch (e) {
+      showError(formError, e.message);
+      return;
+    }
+    if (watcher) watcher.stop();
+    current.replaceChildren();
+    resultBox.hidden = true;
+    watcher = jobProgress(current, job.id, {
+      onDone(done) {
+        if (done.status === "done") showJson(resultBox, done.result, done.result_url);
+        refresh();
+      },
+    });
+    refresh();
+  });
+
+  function cell(text, className) {
+    const td = document.createElement("td");
+    if (className) td.className = className;
+    if (text !== undefined) td.textContent = text;
+    return td;
+  }
+
+  async function showResult(job) {
+    detailId.textContent = job.id;
+    detail.hidden = false;
+    detail.scrollIntoView({block: "nearest"});
+    detailBody.textContent = "loading…";
+    try {
+      const response = await fetch(job.result_url, {headers: {"Accept": "application/json"}});
+      const value = await response.json();
+      if (!response.ok) throw new Error(value.error || `HTTP ${response.status}`);
+      showJson(detailBody, value, job.result_url);
+    } catch (e) {
+      detailBody.textContent = `Could not load the result: ${e.message}`;
+    }
+  }
+
+  function row(job) {
+    const tr = document.createElement("tr");
+    tr.dataset.jobId = job.id;
+    tr.dataset.status = job.status;
+    const id = cell(job.id.slice(0, 8));
+    id.title = job.id;
+    const status = cell(job.status, "job-status");
+    status.dataset.status = job.status;
+    const progressCell = cell(undefined, "progress-cell");
+    const bar = document.createElement("div");
+    bar.className = "progress";
+    const fill = document.createElement("div");
+    fill.style.width = `${Math.round(100 * job.progress)}%`;
+    bar.appendChild(fill);
+    progressCell.appendChild(bar);
+    const message = job.status === "failed" || job.status === "cancelled" ? job.error || "" : job.message;
+    const started = job.started_at ? new Date(job.started_at * 1000).toLocaleTimeString() : "";
+    const actions = cell();
+    if (job.status === "queued" || job.status === "running") {
+      const cancel = document.createElement("button");
+      cancel.type = "button";
+      cancel.className = "secondary job-row-cancel";
+      cancel.textContent = "Cancel";
+      cancel.addEventListener("click", () => { cancel.disabled = true; cancelJob(job.id).then(refresh, refresh); });
+      actions.appendChild(cancel);
+    } else if (job.status === "done") {
+      const show = document.createElement("button");
+      show.type = "button";
+      show.className = "secondary job-row-result";
+      show.textContent = "Result";
+      show.addEventListener("click", () => showResult(job));
+      actions.appendChild(show);
+    }
+    tr.append(id, cell(job.kind), status, progressCell, cell(message, "message-cell"), cell(started), actions);
+    return tr;
+  }
+
+  let refreshing = false;
+  async function refresh() {
+    if (refreshing) return;
+    refreshing = true;
+    try {
+      const query = filter.value ? `&status=${encodeURIComponent(filter.value)}` : "";
+      const response = await fetch(`/api/jobs?limit=50${query}`, {headers: {"Accept": "application/json"}});
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+      tbody.replaceChildren(...body.jobs.map(row));
+      empty.hidden = body.jobs.length > 0;
+      showError(listError, "");
+    } catch (e) {
+      showError(listError, `Could not list jobs: ${e.message}`);
+    } finally {
+      refreshing = false;
+    }
+  }
+
+  kind.addEventListener("change", fillExample);
+  filter.addEventListener("change", refresh);
+  fillExample();
+  refresh();
+  setInterval(refresh, 1000);
+})();

@@ -1,0 +1,298 @@
+"""The HTTP API of the job layer: every endpoint, its success and each kind of bad input.
+
+These use the default embedded backend with its in-process pool (the ``app``/``client`` fixtures).
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import backend.jobs as jobs
+from backend import create_app
+from backend.web.errors import ApiError
+from tests.conftest import testing_config as make_config
+from tests.jobs.conftest import free_port, wait_until
+
+
+def wait_done(client, job_id: str, timeout: float = 15) -> dict:
+    def finished():
+        body = client.get(f"/api/jobs/{job_id}").get_json()
+        return body if body["status"] in ("done", "failed", "cancelled") else None
+
+    return wait_until(finished, timeout, f"job {job_id} to finish")
+
+
+@pytest.fixture
+def queue_only(tmp_path):
+    """An app that queues but runs nothing (no pool): jobs stay queued."""
+    app = create_app(make_config(tmp_path, JOBS_EMBEDDED_POOL=False, JOBS_MAX_PENDING=3))
+    yield app
+    for hook in app.extensions["shutdown_hooks"]:
+        hook()
+
+
+def demo(client, **params) -> str:
+    response = client.post("/api/jobs", json={"kind": "jobs.demo_sleep", "params": params})
+    assert response.status_code == 202, response.get_json()
+    return response.get_json()["id"]
+
+
+# --- POST /api/jobs -------------------------------------------------------------------------------
+
+
+def test_submit_returns_202_with_status_url_and_runs(client):
+    response = client.post("/api/jobs", json={"kind": "jobs.demo_sleep", "params": {"steps": 2, "step_s": 0.01}})
+    assert response.status_code == 202
+    body = response.get_json()
+    assert set(body) == {"id", "kind", "status", "status_url"}
+    assert body["status_url"] == f"/api/jobs/{body['id']}" == response.headers["Location"]
+    done = wait_done(client, body["id"])
+    assert done["status"] == "done"
+    assert done["params"] == {"steps": 2, "step_s": 0.01, "fail_at": None, "payload_kb": 0}  # defaults filled
+    assert done["result"]["steps"] == 2
+
+
+def test_submit_params_default_to_empty(client):
+    response = client.post("/api/jobs", json={"kind": "jobs.demo_sleep"})
+    assert response.status_code == 202
+    assert client.delete(response.get_json()["status_url"]).status_code in (200, 202, 409)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field", "fragment"),
+    [
+        ({"kind": "nope.nothing"}, "kind", "unknown job kind 'nope.nothing'; known kinds: "),
+        ({"kind": ""}, "kind", "at least 1 character"),
+        ({"params": {}}, "kind", "Field required"),
+        ({"kind": "jobs.demo_sleep", "params": {"steps": 0}}, "params.steps", "greater than or equal to 1"),
+        ({"kind": "jobs.demo_sleep", "params": {"steps": "many"}}, "params.steps", "valid integer"),
+        ({"kind": "jobs.demo_sleep", "params": {"step_s": 99}}, "params.step_s", "less than or equal to 5"),
+        ({"kind": "jobs.demo_sleep", "params": {"bogus": 1}}, "params.bogus", "Extra inputs are not permitted"),
+        ({"kind": "jobs.demo_sleep", "params": [1, 2]}, "params", "valid dictionary"),
+        ({"kind": "jobs.demo_sleep", "extra": 1}, "extra", "Extra inputs are not permitted"),
+    ],
+)
+def test_submit_rejects_invalid_requests_with_422_naming_the_field(client, payload, field, fragment):
+    response = client.post("/api/jobs", json=payload)
+    assert response.status_code == 422, response.get_json()
+    body = response.get_json()
+    assert body["status"] == 422 and body["field"] == field
+    assert fragment in body["error"]
+    listed = client.get("/api/jobs").get_json()["jobs"]
+    assert listed == []  # nothing was queued
+
+
+def test_submit_rejects_bad_bodies(app, client):
+    assert client.post("/api/jobs", data="{not json", content_type="application/json").status_code == 400
+    assert client.post("/api/jobs", data="", content_type="application/json").status_code == 400
+    assert client.post("/api/jobs", data="kind=x", content_type="text/plain").status_code == 415
+    app.config["MAX_JSON_BYTES"] = 200
+    big = client.post("/api/jobs", json={"kind": "jobs.demo_sleep", "params": {"x": "y" * 500}})
+    assert big.status_code == 413 and "MAX_JSON_BYTES=200" in big.get_json()["error"]
+
+
+def test_submit_beyond_max_pending_is_429(queue_only):
+    client = queue_only.test_client()
+    for _ in range(3):
+        demo(client)
+    response = client.post("/api/jobs", json={"kind": "jobs.demo_sleep"})
+    assert response.status_code == 429
+    assert "JOBS_MAX_PENDING=3" in response.get_json()["error"]
+
+
+def test_unreachable_celery_broker_is_503_not_500(tmp_path):
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_app(make_config(tmp_path, JOBS_BACKEND="celery", CELERY_BROKER_URL=dead))
+    client = app.test_client()
+    response = client.post("/api/jobs", json={"kind": "jobs.demo_sleep"})
+    assert response.status_code == 503 and response.get_json()["code"] == "jobs_unavailable"
+    assert client.get("/api/jobs").status_code == 503
+    assert client.get(f"/api/jobs/{'0' * 32}").status_code == 503
+    for hook in app.extensions["shutdown_hooks"]:
+        hook()
+
+
+def test_unreachable_broker_with_live_store_cancels_the_job_and_is_503(tmp_path, redis_server):
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    app = create_app(make_config(tmp_path, JOBS_BACKEND="celery", CELERY_BROKER_URL=dead,
+                                 JOBS_REDIS_URL=redis_server.url, JOBS_REDIS_PREFIX=f"t-{free_port()}"))
+    client = app.test_client()
+    response = client.post("/api/jobs", json={"kind": "jobs.demo_sleep"})
+    assert response.status_code == 503 and "broker" in response.get_json()["error"]
+    (job,) = client.get("/api/jobs").get_json()["jobs"]  # not left queued for a later surprise run
+    assert job["status"] == "cancelled" and job["error"].startswith("the task queue is unreachable")
+    for hook in app.extensions["shutdown_hooks"]:
+        hook()
+
+
+def test_unknown_backend_is_refused_at_start(tmp_path):
+    with pytest.raises(ValueError, match="JOBS_BACKEND must be one of"):
+        create_app(make_config(tmp_path, JOBS_BACKEND="cron"))
+
+
+# --- GET /api/jobs/<id>, /result ------------------------------------------------------------------
+
+
+def test_get_unknown_or_malformed_id_is_404(client):
+    missing = client.get(f"/api/jobs/{'a' * 32}")
+    assert missing.status_code == 404 and missing.get_json()["code"] == "not_found"
+    malformed = client.get("/api/jobs/../../etc")
+    assert malformed.status_code == 404
+    assert client.get("/api/jobs/NOT-AN-ID").status_code == 404
+
+
+def test_failed_job_shows_error_and_no_result(client):
+    job_id = demo(client, steps=3, step_s=0, fail_at=1)
+    done = wait_done(client, job_id)
+    assert done["status"] == "failed"
+    assert done["error"] == "RuntimeError: demo failure at step 1, as requested"
+    assert "result" not in done and "result_url" not in done
+    response = client.get(f"/api/jobs/{job_id}/result")
+    assert response.status_code == 409 and response.get_json()["code"] == "no_result"
+
+
+def test_result_endpoint_serves_inline_results(client):
+    small = wait_done(client, demo(client, steps=1, step_s=0))
+    assert small["result_external"] is False
+    assert client.get(small["result_url"]).get_json() == small["result"]
+    assert client.get(f"/api/jobs/{'b' * 32}/result").status_code == 404
+
+
+def test_result_stored_aside_over_threshold(tmp_path):
+    app = create_app(make_config(tmp_path, JOBS_INLINE_RESULT_BYTES=1000))
+    client = app.test_client()
+    big = wait_done(client, demo(client, steps=1, step_s=0, payload_kb=2))
+    assert big["result_external"] is True and big["result"] is None
+    assert big["result_bytes"] > 1000
+    assert (tmp_path / "jobs_result_dir" / f"{big['id']}.json").exists()
+    fetched = client.get(big["result_url"])
+    assert fetched.status_code == 200 and fetched.mimetype == "application/json"
+    assert len(fetched.get_json()["payload"]) == 2048
+    for hook in app.extensions["shutdown_hooks"]:
+        hook()
+
+
+def test_result_of_unfinished_job_is_409(queue_only):
+    client = queue_only.test_client()
+    job_id = demo(client)
+    response = client.get(f"/api/jobs/{job_id}/result")
+    assert response.status_code == 409 and "queued" in response.get_json()["error"]
+
+
+# --- DELETE /api/jobs/<id> ------------------------------------------------------------------------
+
+
+def test_cancel_queued_job_is_200_and_final(queue_only):
+    client = queue_only.test_client()
+    job_id = demo(client)
+    response = client.delete(f"/api/jobs/{job_id}")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "cancelled"
+    again = client.delete(f"/api/jobs/{job_id}")  # idempotent while it never ran
+    assert again.status_code == 200 and again.get_json()["status"] == "cancelled"
+
+
+def test_cancel_running_job_is_202_then_cancelled(client):
+    job_id = demo(client, steps=300, step_s=0.02)
+    wait_until(lambda: client.get(f"/api/jobs/{job_id}").get_json()["status"] == "running", 10, "running")
+    response = client.delete(f"/api/jobs/{job_id}")
+    assert response.status_code == 202
+    assert response.get_json()["cancel_requested"] is True
+    done = wait_done(client, job_id)
+    assert done["status"] == "cancelled" and done["error"] == "cancelled while running"
+
+
+def test_cancel_finished_or_unknown_job(client):
+    job_id = demo(client, steps=1, step_s=0)
+    wait_done(client, job_id)
+    finished = client.delete(f"/api/jobs/{job_id}")
+    assert finished.status_code == 409 and finished.get_json()["code"] == "job_finished"
+    assert client.delete(f"/api/jobs/{'c' * 32}").status_code == 404
+    assert client.delete("/api/jobs/xyz").status_code == 404
+
+
+# --- GET /api/jobs, /api/jobs/kinds, the page -----------------------------------------------------
+
+
+def test_list_newest_first_with_filters(queue_only):
+    client = queue_only.test_client()
+    first, second, third = demo(client), demo(client), demo(client)
+    client.delete(f"/api/jobs/{second}")
+    listed = client.get("/api/jobs").get_json()["jobs"]
+    assert [j["id"] for j in listed] == [third, second, first]
+    assert [j["id"] for j in client.get("/api/jobs?limit=1").get_json()["jobs"]] == [third]
+    assert [j["id"] for j in client.get("/api/jobs?status=cancelled").get_json()["jobs"]] == [second]
+    assert client.get("/api/jobs?kind=other.kind").get_json()["jobs"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "status", "field"),
+    [("limit=0", 422, "limit"), ("limit=201", 422, "limit"), ("limit=ten", 422, "limit"),
+     ("status=lost", 422, "status"), ("colour=red", 422, "colour")],
+)
+def test_list_rejects_bad_queries(client, query, status, field):
+    response = client.get(f"/api/jobs?{query}")
+    assert response.status_code == status
+    assert response.get_json()["field"] == field
+
+
+def test_kinds_lists_registered_tasks_with_schemas(client):
+    kinds = {k["kind"]: k for k in client.get("/api/jobs/kinds").get_json()["kinds"]}
+    demo_kind = kinds["jobs.demo_sleep"]
+    assert demo_kind["summary"].startswith("Sleep in steps")
+    assert demo_kind["params_schema"]["properties"]["steps"]["maximum"] == 1000
+
+
+def test_jobs_page_and_openapi(client):
+    page = client.get("/jobs")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert 'value="jobs.demo_sleep"' in html and "jobs.js" in html
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/result", "/api/jobs/kinds"} <= set(paths)
+    assert client.get("/static/jobs/jobs.js").status_code == 200
+
+
+# --- the Python helpers views use -----------------------------------------------------------------
+
+
+def test_helpers_submit_get_cancel(app):
+    with app.test_request_context():
+        job_id = jobs.submit("jobs.demo_sleep", {"steps": 1, "step_s": 0})
+        assert len(job_id) == 32
+        wait_until(lambda: jobs.get(job_id)["status"] == "done", 10, "done")
+        assert jobs.get(job_id)["result"]["steps"] == 1
+        assert jobs.get("f" * 32) is None
+        with pytest.raises(ApiError) as bad:
+            jobs.submit("jobs.demo_sleep", {"steps": -1})
+        assert bad.value.status == 422 and bad.value.field == "params.steps"
+        with pytest.raises(ApiError) as finished:
+            jobs.cancel(job_id)
+        assert finished.value.status == 409
+        assert jobs.result(job_id)["steps"] == 1
+        with pytest.raises(ApiError) as missing:
+            jobs.result("e" * 32)
+        assert missing.value.status == 404
+
+
+def test_helpers_accept_a_params_model(app):
+    from backend.jobs.demo import DemoSleepParams
+
+    with app.app_context():
+        job_id = jobs.submit("jobs.demo_sleep", DemoSleepParams(steps=2, step_s=0))
+        wait_until(lambda: jobs.get(job_id)["status"] == "done", 10, "done")
+        assert jobs.get(job_id)["result_url"] == f"/api/jobs/{job_id}/result"
+
+
+def test_pool_starts_lazily(app):
+    manager = jobs.manager(app)
+    assert manager.pool is not None and manager.pool.alive == 0  # nothing submitted: no threads
+    with app.app_context():
+        job_id = jobs.submit("jobs.demo_sleep", {"steps": 1, "step_s": 0})
+    assert manager.pool.alive == app.config["JOBS_WORKERS"]
+    deadline = time.monotonic() + 10
+    while manager.get(job_id).status != "done" and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert manager.get(job_id).status == "done"
