@@ -32,7 +32,9 @@ class Resolution:
 
 
 def _compile(rule: Mapping[str, Any]) -> re.Pattern[str]:
-    return re.compile(rule["pattern"], re.IGNORECASE if "i" in rule.get("flags", "") else 0)
+    # ASCII-only case folding, as JS RegExp's "i" (without "u") does: Python's Unicode folding would
+    # also let "ſ", "K" (Kelvin), "ı" and "İ" match ASCII letters, which the JS resolver cannot.
+    return re.compile(rule["pattern"], (re.IGNORECASE | re.ASCII) if "i" in rule.get("flags", "") else 0)
 
 
 class _Text:
@@ -235,6 +237,7 @@ _UNSAFE_PATH = re.compile(r"[^A-Za-z0-9\-._~/,@+=&?%:]")
 def _safe_path(path: str) -> str:
     """Re-encode a papers.cool path so that it stays a path on the base (no scheme, no host, no quotes)."""
     path = "/" + path.lstrip("/")
+    path = re.sub("[\ud800-\udfff]", "\ufffd", path)  # lone surrogates (from JSON) cannot be UTF-8 encoded
     path = path.split("#", 1)[0]
     return _UNSAFE_PATH.sub(lambda m: quote(m.group(0), safe=""), path)
 

@@ -218,3 +218,10 @@ def test_pages_escape_everything_echoed(client):
     assert b"<script>alert" not in missing and b"<img src=x" not in missing
     go = client.get("/go", query_string={"q": "https://example.com/" + attack}, headers={"Accept": "text/html"}).data
     assert b"<script>alert" not in go
+
+
+def test_lone_surrogates_are_not_a_500(client):
+    response = client.post("/api/resolve", json={"linkUrl": "https://papers.cool/a\ud800b"})
+    assert response.status_code == 200
+    assert response.json["target"] == "https://papers.cool/a%EF%BF%BDb"
+    assert client.get("/api/resolve?q=2307.01850%20%ED%A0%80").json["ids"] == ["2307.01850"]
