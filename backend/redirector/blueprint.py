@@ -6,6 +6,7 @@ import re
 from typing import Literal
 
 from flask import current_app, redirect, render_template, request
+from werkzeug.routing import PathConverter
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.redirector import catalog
@@ -130,7 +131,21 @@ def _prefix_target() -> str:
     return url
 
 
-@bp.get("/<path:rest>")
+class AppendedUrlConverter(PathConverter):
+    """A path that starts like a URL: a scheme ("https:") or a host with a dot ("arxiv.org").
+
+    Narrower than ``path`` so that, say, GET on a POST-only /api/... route still answers 405, not 404.
+    """
+
+    regex = r"(?:[A-Za-z][A-Za-z0-9+.-]*:|[^/]*\.[^/]*)(?:/.*)?"
+
+
+@bp.record_once
+def _register_converter(state) -> None:
+    state.app.url_map.converters["appended_url"] = AppendedUrlConverter
+
+
+@bp.get("/<appended_url:rest>")
 def prefix_form(rest: str):
     """``/https://arxiv.org/abs/2307.01850`` (any URL after the backend's address) redirects to its page."""
     url = _prefix_target()

@@ -148,7 +148,8 @@ def test_prefix_form(client, path, target):
 
 
 def test_prefix_form_with_raw_uri_keeps_the_query(client):
-    response = client.get("/ignored", environ_overrides={"RAW_URI": "/https://openreview.net/forum?id=Ab_c-1"})
+    # the query string belongs to the appended URL: it must survive even if the server splits it off
+    response = client.get("/https://openreview.net/forum", environ_overrides={"RAW_URI": "/https://openreview.net/forum?id=Ab_c-1"})
     assert response.headers["Location"] == "https://papers.cool/venue/Ab_c-1@OpenReview"
 
 

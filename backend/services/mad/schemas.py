@@ -1,0 +1,248 @@
+"""Request/response models of POST /api/mad/simulate and the mad.simulate job, and the config caps.
+
+Caps are plain mappings (the app config); Flask is only imported lazily, to find the running app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend.services.mad.loops import EXTRA_METRICS, SimConfig, estimate_work
+from backend.services.mad.targets import GaussianTarget, gaussian, grid25, ring
+
+TARGETS = ("gaussian", "grid25", "ring")
+DEFAULT_SCATTER_TOTAL = 100_000
+MAX_COV_ENTRY = 1e6  # keeps every product in the fit and the Frechet distance far from float64 overflow
+
+
+class SimulateParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: Literal["gaussian", "gaussian-diag", "gmm", "kde"] = Field(
+        default="gaussian", description="full or diagonal Gaussian, Gaussian mixture (EM each generation), KDE"
+    )
+    target: Literal["gaussian", "grid25", "ring"] = Field(
+        default="gaussian", description="N(0, target_cov), the 5x5 grid of Gaussians, or a ring of 8 (both 2-D)"
+    )
+    dim: int = Field(default=2, ge=1, description="dimension (mixture targets: 2); at most MAD_MAX_DIM")
+    target_cov: list[list[float]] | None = Field(
+        default=None, description="covariance of the Gaussian target (dim x dim, symmetric PSD); default identity"
+    )
+    loop: Literal["fully_synthetic", "synthetic_augmentation", "fresh_data"] = "fully_synthetic"
+    lam: float = Field(default=1.0, gt=0, le=1, description="sampling bias lambda in (0, 1]")
+    n_ini: int = Field(default=100, ge=2, description="real samples of generation 1 (the fixed set in augmentation)")
+    n_real: int = Field(default=100, ge=0, description="fresh real samples per generation (fresh_data loop)")
+    n_synth: int = Field(default=100, ge=0, description="synthetic samples per generation")
+    generations: int = Field(default=20, ge=1)
+    replicates: int = Field(default=8, ge=1, description="independent chains; rows average over them")
+    estimator: Literal["unbiased", "mle"] = Field(default="unbiased", description="Gaussian covariance fit")
+    source: Literal["last", "last_k", "accumulate"] = Field(
+        default="last", description="synthetic data from G_{t-1}, the last k_last models, or an accumulating pool"
+    )
+    k_last: int = Field(default=2, ge=1, le=1000)
+    gmm_components: int | None = Field(default=None, ge=1, description="default: the target's number of modes")
+    em_iters: int = Field(default=60, ge=1, le=500)
+    kde_bandwidth: float | None = Field(
+        default=None, gt=0, le=1e6, description="default: Scott's rule on the first real set"
+    )
+    metrics: list[Literal["pr", "modes", "w2"]] | None = Field(
+        default=None,
+        description="extra metric groups: precision/recall (k=5), modes covered, empirical W2; "
+        "default pr+modes for mixtures, pr for dim <= 20",
+    )
+    n_eval: int = Field(default=1000, ge=10, description="samples per chain for the sample-based metrics")
+    eval_replicates: int | None = Field(default=None, ge=1, description="chains that get sample-based metrics")
+    scatter_points: int | None = Field(
+        default=None, ge=0, description="2-D points per generation returned for plotting; default 300 for mixtures"
+    )
+    seed: int = Field(default=0, ge=0, le=2**63 - 1)
+    mode: Literal["auto", "sync", "job"] = Field(
+        default="auto", description="auto: answer small runs directly and start a job for larger ones"
+    )
+
+    @model_validator(mode="after")
+    def _shape(self) -> SimulateParams:
+        if self.target != "gaussian":
+            if self.dim != 2:
+                raise ValueError(f"the {self.target} target is 2-D: set dim to 2")
+            if self.target_cov is not None:
+                raise ValueError("target_cov only applies to the gaussian target")
+        if self.target_cov is not None:
+            cov = np.asarray(self.target_cov, dtype=float)
+            if cov.shape != (self.dim, self.dim):
+                raise ValueError(f"target_cov must be {self.dim}x{self.dim}")
+            if not np.all(np.isfinite(cov)) or np.abs(cov).max() > MAX_COV_ENTRY:
+                raise ValueError(f"target_cov entries must be finite with |value| <= {MAX_COV_ENTRY:g}")
+            if not np.allclose(cov, cov.T, atol=1e-9 * max(1.0, np.abs(cov).max())):
+                raise ValueError("target_cov must be symmetric")
+            if np.linalg.eigvalsh(cov).min() < -1e-9 * max(1.0, np.abs(cov).max()):
+                raise ValueError("target_cov must be positive semi-definite")
+        if self.loop == "fresh_data" and self.n_real < 1:
+            raise ValueError("the fresh_data loop needs n_real >= 1")
+        if self.generations > 1 and self.loop == "fully_synthetic" and self.n_synth < 2:
+            raise ValueError("the fully_synthetic loop needs n_synth >= 2")
+        return self
+
+    def target_object(self):
+        if self.target == "grid25":
+            return grid25()
+        if self.target == "ring":
+            return ring()
+        return gaussian(self.dim, None if self.target_cov is None else np.asarray(self.target_cov, float))
+
+    def to_config(self) -> SimConfig:
+        """The core's configuration; raises ValueError for combinations the core rejects."""
+        mixture = self.target != "gaussian"
+        # Default: 300 points per generation for mixtures, fewer for long runs (<= DEFAULT_SCATTER_TOTAL in all).
+        default = min(300, max(10, DEFAULT_SCATTER_TOTAL // self.generations)) if mixture else 0
+        scatter = self.scatter_points if self.scatter_points is not None else default
+        return SimConfig(
+            target=self.target_object(),
+            model=self.model,
+            loop=self.loop,
+            lam=self.lam,
+            n_ini=self.n_ini,
+            n_real=self.n_real,
+            n_synth=self.n_synth,
+            generations=self.generations,
+            replicates=self.replicates,
+            estimator=self.estimator,
+            source=self.source,
+            k_last=self.k_last,
+            gmm_components=self.gmm_components,
+            em_iters=self.em_iters,
+            kde_bandwidth=self.kde_bandwidth,
+            metrics=None if self.metrics is None else tuple(dict.fromkeys(self.metrics)),
+            n_eval=self.n_eval,
+            eval_replicates=self.eval_replicates,
+            scatter_points=scatter if self.dim >= 2 else 0,
+            seed=self.seed,
+        )
+
+
+def cap_violation(params: SimulateParams, caps: Mapping[str, Any]) -> tuple[str, float, str] | None:
+    """The first cap the request exceeds, as (config name, value, field), or None."""
+    checks: list[tuple[str, float, str]] = [
+        ("MAD_MAX_DIM", params.dim, "dim"),
+        ("MAD_MAX_SAMPLES", params.n_ini, "n_ini"),
+        ("MAD_MAX_SAMPLES", params.n_real, "n_real"),
+        ("MAD_MAX_SAMPLES", params.n_synth, "n_synth"),
+        ("MAD_MAX_GENERATIONS", params.generations, "generations"),
+        ("MAD_MAX_REPLICATES", params.replicates, "replicates"),
+        ("MAD_MAX_EVAL", params.n_eval, "n_eval"),
+    ]
+    if params.model == "gmm":
+        checks.append(("MAD_MAX_GMM_DIM", params.dim, "dim"))
+        if params.gmm_components is not None:
+            checks.append(("MAD_MAX_GMM_COMPONENTS", params.gmm_components, "gmm_components"))
+    if params.scatter_points is not None:
+        checks.append(("MAD_MAX_SCATTER_POINTS", params.scatter_points, "scatter_points"))
+        checks.append(("MAD_MAX_SCATTER_TOTAL", params.scatter_points * params.generations, "scatter_points"))
+    for name, value, field in checks:
+        if value > caps[name]:
+            return name, value, field
+    return None
+
+
+def work_violation(params: SimulateParams, cfg: SimConfig, caps: Mapping[str, Any]) -> tuple[str, float, str] | None:
+    """Caps on the whole run: training-set size, memory held at once, estimated work."""
+    size = max(cfg.n_ini, cfg.training_size)
+    field = "n_synth" if cfg.source == "accumulate" else "replicates"
+    for name, value, where in (
+        ("MAD_MAX_TRAINING_SET", size, "n_synth"),
+        ("MAD_MAX_ARRAY_ELEMENTS", cfg.replicates * size * cfg.dim, field),
+        ("MAD_MAX_WORK", estimate_work(cfg), "replicates"),
+    ):
+        if value > caps[name]:
+            return name, value, where
+    return None
+
+
+def describe(violation: tuple[str, float, str], caps: Mapping[str, Any]) -> str:
+    name, value, field = violation
+    return f"{field} is {value:g}, over the limit {name}={caps[name]:g}"
+
+
+class SimulateJobParams(SimulateParams):
+    """The job's parameters: the same fields, plus the app's caps, checked at submission (422 naming the cap).
+
+    Submission happens in a request (POST /api/jobs or /api/mad/simulate), so the running app's config
+    applies. A worker re-validates the stored params outside any app: the caps were checked already, and
+    checking them again against defaults could refuse a job the app accepted under its own settings.
+    """
+
+    @model_validator(mode="after")
+    def _caps(self) -> SimulateJobParams:
+        caps = app_caps()
+        if caps is None:
+            return self
+        found = cap_violation(self, caps)
+        if found is None:
+            try:
+                cfg = self.to_config()
+            except ValueError as exc:
+                raise ValueError(str(exc)) from None
+            found = work_violation(self, cfg, caps)
+        if found is not None:
+            raise ValueError(describe(found, caps))
+        return self
+
+
+def app_caps() -> Mapping[str, Any] | None:
+    """The running app's config inside an app or request context, else None."""
+    try:
+        from flask import current_app, has_app_context
+    except ImportError:  # the core stays usable without Flask
+        return None
+    return current_app.config if has_app_context() else None
+
+
+def result_payload(result, elapsed_s: float | None) -> dict[str, Any]:
+    """JSON of a finished run (what the endpoint answers and the job returns)."""
+    cfg = result.config
+    target = cfg.target
+    rows = result.rows()
+    metric_names = list(result.per_replicate)
+    return {
+        "status": "done",
+        "rows": rows,
+        "metrics": metric_names,
+        "theory": sorted(result.theory),
+        "scatter": [np.round(points, 4).tolist() for points in result.scatter] or None,
+        "modes": None if target.modes is None else np.round(target.modes, 6).tolist(),
+        "target_trace": float(np.trace(target.cov)),
+        "bandwidth": result.bandwidth,
+        "eval_replicates": cfg.eval_chains if any(m in cfg.extra_metrics for m in EXTRA_METRICS) else 0,
+        "work": estimate_work(cfg),
+        "elapsed_s": elapsed_s,
+        "job_id": None,
+        "status_url": None,
+        "gaussian_target": isinstance(target, GaussianTarget),
+    }
+
+
+class SimulateResponse(BaseModel):
+    status: Literal["done", "queued"] = Field(description="done: rows inline; queued: follow the job")
+    rows: list[dict[str, float | int | None]] | None = Field(
+        default=None,
+        description="one row per generation t: replicate means of each metric, '<metric>_se' standard errors, "
+        "and '<metric>_theory' closed forms where they exist",
+    )
+    metrics: list[str] | None = None
+    theory: list[str] | None = None
+    scatter: list[list[list[float]]] | None = Field(
+        default=None, description="per generation, sampler points of chain 0 (first two coordinates)"
+    )
+    modes: list[list[float]] | None = Field(default=None, description="the mixture target's modes")
+    target_trace: float | None = None
+    bandwidth: float | None = Field(default=None, description="KDE bandwidth used")
+    eval_replicates: int | None = None
+    work: float = Field(description="estimated floating-point work (capped by MAD_MAX_WORK)")
+    elapsed_s: float | None = None
+    job_id: str | None = Field(default=None, description="queued: the mad.simulate job")
+    status_url: str | None = Field(default=None, description="queued: poll this (GET /api/jobs/<id>)")
+    gaussian_target: bool | None = None

@@ -1,0 +1,195 @@
+"""HTTP for the tokenize service: POST /api/tokenize, the page's distribution endpoint, and /tokenize."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Annotated, Literal
+
+from flask import Flask, current_app, render_template
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from backend.services.tokenize import BUILTIN_MODELS, SegmentationError, Vocab, get_model, sample, warm_up
+from backend.services.tokenize.summary import summarize
+from backend.web import limits
+from backend.web.api import ApiBlueprint
+from backend.web.errors import ApiError
+from backend.web.pages import register_page
+
+log = logging.getLogger(__name__)
+
+bp = ApiBlueprint("tokenize", __name__, template_folder="templates")
+register_page("Random tokenization", "tokenize.page",
+              "sample segmentations of a text: Viterbi Sampling, its exact correction, FFBS")
+
+ALPHA_LIMIT = 1000.0
+ModelName = Literal["default", "jieba"]
+# bounded so that alpha * score stays finite for any allowed alpha and text length
+LogProb = Annotated[float, Field(ge=-1e4, le=1e4, allow_inf_nan=False)]
+ERRORS = {
+    400: "the body is not JSON",
+    413: "the body is over MAX_JSON_BYTES",
+    415: "the body is not application/json",
+    422: "invalid field, a cap exceeded, or a text the vocabulary cannot segment",
+}
+
+
+# ---------------------------------------------------------------- models (these are the OpenAPI document)
+class _Segmenting(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: str = Field(min_length=1, description="the text to segment (at most TOKENIZE_MAX_TEXT_CHARS characters)")
+    method: Literal["viterbi", "sample", "legacy-sample", "ffbs"] = Field(
+        "sample",
+        description="sample: corrected one-pass Viterbi Sampling (exact); legacy-sample: the original Viterbi "
+        "Sampling (biased, for comparison); ffbs: forward-filtering backward-sampling (exact); viterbi: best",
+    )
+    alpha: float = Field(
+        0.1, ge=-ALPHA_LIMIT, le=ALPHA_LIMIT, allow_inf_nan=False, strict=True,
+        description="inverse temperature: P(seg) ~ exp(alpha * score); < 0 deterministic (Viterbi), 0 uniform",
+    )
+    seed: int | None = Field(None, ge=0, le=2**63 - 1, strict=True,
+                             description="same seed, same samples; omitted: fresh randomness")
+    vocab: dict[str, LogProb] | None = Field(
+        None,
+        description="character-level vocabulary {piece: log-prob in [-1e4, 1e4]} (at most "
+        "TOKENIZE_MAX_VOCAB_PIECES entries, pieces of at most TOKENIZE_MAX_PIECE_CHARS characters); give this or model",
+    )
+    model: ModelName | None = Field(None, description="a built-in vocabulary (default: 'default')")
+
+    @model_validator(mode="after")
+    def _one_vocabulary(self):
+        if self.vocab is not None and self.model is not None:
+            raise ValueError("give either vocab or model, not both")
+        if self.vocab is not None:
+            if not self.vocab:
+                raise ValueError("vocab must have at least one piece")
+            if "" in self.vocab:
+                raise ValueError("vocab: the empty string cannot be a piece")
+        return self
+
+
+class TokenizeIn(_Segmenting):
+    samples: int = Field(1, ge=1, le=1000, strict=True, description="how many segmentations to draw")
+
+
+class TokenizeOut(BaseModel):
+    samples: list[list[str]] = Field(description="each sample: its tokens, which join back to the text")
+    log_partition: float = Field(
+        description="log sum over segmentations of exp(alpha * score); the best score for viterbi or alpha < 0"
+    )
+
+
+class DistributionIn(_Segmenting):
+    samples: int = Field(2000, ge=1, strict=True, description="samples drawn (at most TOKENIZE_MAX_PAGE_SAMPLES)")
+    top: int = Field(12, ge=1, le=50, strict=True, description="how many of the most frequent segmentations")
+
+
+class SegmentationOut(BaseModel):
+    tokens: list[str]
+    count: int
+    frequency: float = Field(description="count / samples")
+    probability: float = Field(description="exact P_alpha of this segmentation (0/1 when deterministic)")
+    score: float = Field(description="sum of the tokens' log-probs")
+
+
+class ChiSquareOut(BaseModel):
+    statistic: float
+    df: int
+    p_value: float
+
+
+class DistributionOut(BaseModel):
+    log_partition: float
+    log_segmentations: float = Field(description="natural log of the number of segmentations of the text")
+    samples: int
+    distinct: int = Field(description="distinct segmentations among the samples")
+    top: list[SegmentationOut]
+    best: SegmentationOut = Field(description="the Viterbi segmentation")
+    chi_square: ChiSquareOut | None = Field(
+        description="Pearson test of the samples against the exact law (shown segmentations + the rest)"
+    )
+
+
+class ModelOut(BaseModel):
+    name: str
+    description: str
+
+
+class ModelsOut(BaseModel):
+    models: list[ModelOut]
+
+
+# ---------------------------------------------------------------- helpers
+def _vocabulary(body: _Segmenting) -> Vocab:
+    if body.vocab is None:
+        return get_model(body.model or "default")
+    limits.check("TOKENIZE_MAX_VOCAB_PIECES", len(body.vocab), field="vocab")
+    longest = max(len(p) for p in body.vocab)
+    limits.check("TOKENIZE_MAX_PIECE_CHARS", longest, field="vocab")
+    try:
+        return Vocab(body.vocab, level="char", name="request")
+    except ValueError as exc:
+        raise ApiError(422, f"vocab: {exc}", field="vocab") from None
+
+
+def _check_text(body: _Segmenting, samples: int) -> None:
+    limits.check("TOKENIZE_MAX_TEXT_CHARS", len(body.text), field="text")
+    limits.check("TOKENIZE_MAX_SAMPLE_CHARS", samples * len(body.text), field="samples")
+
+
+def _unsegmentable(exc: SegmentationError) -> ApiError:
+    return ApiError(422, str(exc), code="unsegmentable", field="text")
+
+
+# ---------------------------------------------------------------- endpoints
+@bp.api("POST", "/api/tokenize", body=TokenizeIn, response=TokenizeOut, errors=ERRORS,
+        summary="Segment a text: Viterbi decoding or exact / legacy sampling")
+def tokenize(body: TokenizeIn) -> TokenizeOut:
+    _check_text(body, body.samples)
+    vocab = _vocabulary(body)
+    try:
+        samples, log_z = sample(body.text, vocab, body.alpha, body.seed, n_samples=body.samples, method=body.method)
+    except SegmentationError as exc:
+        raise _unsegmentable(exc) from None
+    return TokenizeOut(samples=samples, log_partition=log_z)
+
+
+@bp.api("POST", "/api/tokenize/distribution", body=DistributionIn, response=DistributionOut, errors=ERRORS,
+        summary="Most frequent sampled segmentations: empirical frequency against exact probability")
+def distribution(body: DistributionIn) -> DistributionOut:
+    limits.check("TOKENIZE_MAX_PAGE_SAMPLES", body.samples, field="samples")
+    _check_text(body, body.samples)
+    vocab = _vocabulary(body)
+    try:
+        result = summarize(body.text, vocab, body.alpha, n_samples=body.samples, method=body.method, top=body.top,
+                           seed=body.seed)
+    except SegmentationError as exc:
+        raise _unsegmentable(exc) from None
+    return DistributionOut.model_validate(result, from_attributes=True)
+
+
+@bp.api("GET", "/api/tokenize/models", response=ModelsOut, summary="The built-in vocabularies")
+def models() -> ModelsOut:
+    return ModelsOut(models=[ModelOut(name=k, description=v) for k, v in BUILTIN_MODELS.items()])
+
+
+@bp.get("/tokenize")
+def page():
+    return render_template("tokenize/index.html", models=BUILTIN_MODELS, alpha_limit=ALPHA_LIMIT,
+                           max_text=current_app.config["TOKENIZE_MAX_TEXT_CHARS"],
+                           max_samples=current_app.config["TOKENIZE_MAX_PAGE_SAMPLES"])
+
+
+def init_app(app: Flask) -> None:
+    """Compile the kernels and load the default model in the background, so the first request is quick."""
+    if not app.config["TOKENIZE_WARM_UP"] or app.testing:
+        return
+
+    def run() -> None:
+        try:
+            warm_up()
+            get_model("default")
+        except Exception:  # a failed warm-up only costs the first request its latency
+            log.exception("tokenize warm-up failed")
+
+    threading.Thread(target=run, name="tokenize-warm-up", daemon=True).start()

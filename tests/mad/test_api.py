@@ -1,0 +1,244 @@
+"""POST /api/mad/simulate, the mad.simulate job and the /mad page."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from backend.jobs import JobCancelled, LocalContext
+from backend.services.mad import theory as th
+from backend.services.mad.schemas import SimulateJobParams, SimulateParams
+from backend.services.mad.tasks import simulate_job
+
+SMALL = {"dim": 2, "generations": 4, "replicates": 8, "n_ini": 30, "n_synth": 30, "n_eval": 100}
+
+
+def wait_for_job(client, status_url: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(status_url).get_json()
+        if job["status"] in ("done", "failed", "cancelled"):
+            return job
+        time.sleep(0.1)
+    raise AssertionError("job did not finish")
+
+
+def test_simulate_small_run_answers_rows_with_theory(client):
+    r = client.post("/api/mad/simulate", json={**SMALL, "lam": 0.8, "seed": 3})
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body["status"] == "done" and body["job_id"] is None
+    rows = body["rows"]
+    assert [row["t"] for row in rows] == [1, 2, 3, 4]
+    s, m = th.moment_recursion("fully_synthetic", 30, 0, 30, 0.8, 4)
+    for row, s_t, m_t in zip(rows, s, m, strict=True):
+        assert row["trace_cov_theory"] == pytest.approx(2 * s_t)
+        assert row["mean_err2_theory"] == pytest.approx(2 * m_t)
+        for key in ("trace_cov", "mean_err2", "fd", "precision", "recall", "logdet"):
+            assert isinstance(row[key], float)
+    assert {"trace_cov_theory", "mean_err2_theory", "logdet_theory"} <= set(body["theory"])
+    assert body["scatter"] is None and body["modes"] is None
+    # Same seed, same answer.
+    again = client.post("/api/mad/simulate", json={**SMALL, "lam": 0.8, "seed": 3}).get_json()
+    assert again["rows"] == rows
+
+
+def test_simulate_accepts_ten_thousand_replicates_for_small_problems(client):
+    r = client.post("/api/mad/simulate", json={"dim": 1, "n_ini": 10, "n_synth": 10, "generations": 5,
+                                              "replicates": 10_000, "lam": 0.9, "metrics": []})
+    assert r.status_code == 200
+    rows = r.get_json()["rows"]
+    one = th.fully_synthetic_1d(10, 10, 0.9, 5)
+    for row, expected in zip(rows, one["w2sq"], strict=True):
+        assert abs(row["fd"] - expected) <= 4 * row["fd_se"]
+        assert row["fd_theory"] == pytest.approx(expected)
+
+
+def test_simulate_mixture_target_returns_scatter_and_modes(client):
+    r = client.post("/api/mad/simulate", json={"target": "ring", "model": "gmm", "n_ini": 200, "n_synth": 200,
+                                              "generations": 3, "replicates": 1, "n_eval": 200,
+                                              "scatter_points": 50})
+    assert r.status_code == 200
+    body = r.get_json()
+    assert len(body["scatter"]) == 3 and len(body["scatter"][0]) == 50 and len(body["scatter"][0][0]) == 2
+    assert len(body["modes"]) == 8
+    assert body["rows"][0]["modes_covered"] == 8
+    assert "trace_cov_theory" not in body["rows"][0]
+
+
+def test_simulate_target_cov_and_other_loops(client):
+    cov = [[2.0, 0.3], [0.3, 0.5]]
+    for loop in ("fresh_data", "synthetic_augmentation"):
+        r = client.post("/api/mad/simulate", json={**SMALL, "target_cov": cov, "loop": loop, "n_real": 20})
+        assert r.status_code == 200, r.get_json()
+        rows = r.get_json()["rows"]
+        s, _ = th.moment_recursion(loop, 30, 20, 30, 1.0, 4)
+        assert rows[-1]["trace_cov_theory"] == pytest.approx(2.5 * s[-1])
+    for model in ("gaussian-diag", "kde"):
+        r = client.post("/api/mad/simulate", json={**SMALL, "model": model, "source": "accumulate"})
+        assert r.status_code == 200
+
+
+def test_large_run_becomes_a_job_with_progress(client):
+    r = client.post("/api/mad/simulate", json={**SMALL, "mode": "job"})
+    assert r.status_code == 202
+    body = r.get_json()
+    assert body["status"] == "queued" and r.headers["Location"] == body["status_url"]
+    job = wait_for_job(client, body["status_url"])
+    assert job["status"] == "done", job
+    assert job["kind"] == "mad.simulate"
+    assert [row["t"] for row in job["result"]["rows"]] == [1, 2, 3, 4]
+
+
+def test_auto_mode_switches_to_a_job_over_the_sync_cap(app, client):
+    app.config["MAD_SYNC_MAX_WORK"] = 10.0
+    r = client.post("/api/mad/simulate", json=SMALL)
+    assert r.status_code == 202
+    assert wait_for_job(client, r.get_json()["status_url"])["status"] == "done"
+    r = client.post("/api/mad/simulate", json={**SMALL, "mode": "sync"})
+    assert r.status_code == 422
+    assert "MAD_SYNC_MAX_WORK" in r.get_json()["error"]
+
+
+@pytest.mark.parametrize(
+    "overrides, cap",
+    [
+        ({"dim": 201}, "MAD_MAX_DIM"),
+        ({"n_synth": 20001}, "MAD_MAX_SAMPLES"),
+        ({"n_ini": 20001}, "MAD_MAX_SAMPLES"),
+        ({"generations": 2001}, "MAD_MAX_GENERATIONS"),
+        ({"replicates": 100001}, "MAD_MAX_REPLICATES"),
+        ({"n_eval": 5000}, "MAD_MAX_EVAL"),
+        ({"model": "gmm", "dim": 11}, "MAD_MAX_GMM_DIM"),
+        ({"scatter_points": 5000}, "MAD_MAX_SCATTER_POINTS"),
+        ({"scatter_points": 1000, "generations": 201}, "MAD_MAX_SCATTER_TOTAL"),
+        ({"dim": 200, "n_synth": 20000, "replicates": 10000}, "MAD_MAX_ARRAY_ELEMENTS"),
+        ({"dim": 200, "n_synth": 2000, "replicates": 90, "generations": 2000, "metrics": []}, "MAD_MAX_WORK"),
+        ({"source": "accumulate", "n_synth": 20000, "generations": 10}, "MAD_MAX_TRAINING_SET"),
+    ],
+)
+def test_caps_give_422_naming_the_cap(client, overrides, cap):
+    r = client.post("/api/mad/simulate", json={**SMALL, **overrides})
+    assert r.status_code == 422
+    body = r.get_json()
+    assert cap in body["error"] and body["status"] == 422
+
+
+@pytest.mark.parametrize(
+    "overrides, field",
+    [
+        ({"lam": 0}, "lam"),
+        ({"lam": 1.5}, "lam"),
+        ({"lam": -0.1}, "lam"),
+        ({"model": "vae"}, "model"),
+        ({"loop": "nope"}, "loop"),
+        ({"dim": 0}, "dim"),
+        ({"n_ini": 1}, "n_ini"),
+        ({"replicates": 0}, "replicates"),
+        ({"generations": "many"}, "generations"),
+        ({"estimator": "bayes"}, "estimator"),
+        ({"unknown": 1}, "unknown"),
+        ({"target_cov": [[1, 2], [2, 1]]}, None),  # not PSD
+        ({"target_cov": [[1, 0], [0.5, 1]]}, None),  # not symmetric
+        ({"target_cov": [[1]]}, None),  # wrong shape
+        ({"target_cov": [[1e300, 0], [0, 1]]}, None),  # would overflow
+        ({"kde_bandwidth": 1e9, "model": "kde"}, "kde_bandwidth"),
+        ({"target": "grid25", "dim": 3}, None),
+        ({"loop": "fresh_data", "n_real": 0}, None),
+        ({"n_synth": 1}, None),
+        ({"model": "gmm", "gmm_components": 40}, None),  # more components than 30 samples (core check)
+    ],
+)
+def test_bad_input_gives_422(client, overrides, field):
+    r = client.post("/api/mad/simulate", json={**SMALL, **overrides})
+    assert r.status_code == 422, r.get_json()
+    body = r.get_json()
+    assert body["error"]
+    if field is not None:
+        assert body["field"] == field
+
+
+def test_numerical_failure_is_a_422_not_a_500(client, monkeypatch):
+    import numpy as np
+
+    from backend.services.mad import blueprint
+
+    def broken(cfg):
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+
+    monkeypatch.setattr(blueprint, "simulate", broken)
+    r = client.post("/api/mad/simulate", json=SMALL)
+    assert r.status_code == 422 and "degenerate" in r.get_json()["error"]
+
+
+def test_malformed_bodies(client):
+    assert client.post("/api/mad/simulate", data="{", content_type="application/json").status_code == 400
+    assert client.post("/api/mad/simulate", data="", content_type="application/json").status_code == 400
+    r = client.post("/api/mad/simulate", data='{"lam": NaN}', content_type="application/json")
+    assert r.status_code == 400
+    assert client.post("/api/mad/simulate", json=[1, 2]).status_code == 422
+    assert client.post("/api/mad/simulate", data="x", content_type="text/plain").status_code == 415
+    big = {"target_cov": [[0.0] * 1000] * 1000}  # ~5 MB of JSON
+    r = client.post("/api/mad/simulate", json=big)
+    assert r.status_code == 413 and "MAX_JSON_BYTES" in r.get_json()["error"]
+
+
+def test_job_submission_checks_caps_and_params(client):
+    r = client.post("/api/jobs", json={"kind": "mad.simulate", "params": {**SMALL, "dim": 500}})
+    assert r.status_code == 422 and "MAD_MAX_DIM" in r.get_json()["error"]
+    r = client.post("/api/jobs", json={"kind": "mad.simulate", "params": {**SMALL, "lam": 2}})
+    assert r.status_code == 422
+    r = client.post("/api/jobs", json={"kind": "mad.simulate", "params": SMALL})
+    assert r.status_code == 202
+    assert wait_for_job(client, r.get_json()["status_url"])["status"] == "done"
+
+
+def test_task_reports_progress_and_can_be_cancelled():
+    ctx = LocalContext()
+    result = simulate_job(SimulateJobParams(**SMALL), ctx)
+    assert [round(f, 2) for f, _ in ctx.updates] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert len(result["rows"]) == 4 and result["status"] == "done"
+    cancelled = LocalContext(cancelled=True)
+    with pytest.raises(JobCancelled):
+        simulate_job(SimulateJobParams(**SMALL), cancelled)
+
+
+def test_default_scatter_shrinks_for_long_runs():
+    assert SimulateParams(target="grid25", generations=10).to_config().scatter_points == 300
+    assert SimulateParams(target="grid25", generations=1000).to_config().scatter_points == 100
+    assert SimulateParams(target="gaussian", dim=2).to_config().scatter_points == 0
+    assert SimulateParams(target="gaussian", dim=2, scatter_points=40).to_config().scatter_points == 40
+
+
+def test_task_params_check_the_apps_caps_at_submission_only(app):
+    with app.app_context():
+        with pytest.raises(ValueError, match="MAD_MAX_REPLICATES"):
+            SimulateJobParams(**{**SMALL, "replicates": 5 * 10**5})
+        app.config["MAD_MAX_REPLICATES"] = 10**7
+        SimulateJobParams(**{**SMALL, "replicates": 5 * 10**5, "metrics": []})
+    # A worker re-validating stored params (no app) does not re-apply caps the app already checked.
+    assert SimulateJobParams(**{**SMALL, "replicates": 5 * 10**5}).replicates == 5 * 10**5
+
+
+def test_page_renders_form(client):
+    r = client.get("/mad")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert 'id="mad-form"' in html and "drawLineChart" in html and "jobs.js" in html
+    assert "Self-consuming loops" in client.get("/").get_data(as_text=True)
+
+
+def test_openapi_documents_the_endpoint(client):
+    doc = client.get("/api/openapi.json").get_json()
+    assert "/api/mad/simulate" in doc["paths"]
+
+
+def test_numbers_stay_finite_in_json(client):
+    # n_ini = dim: the first fit is singular, log det has no finite mean and is reported as null.
+    r = client.post("/api/mad/simulate", json={**SMALL, "dim": 3, "n_ini": 3, "metrics": []})
+    assert r.status_code == 200
+    rows = r.get_json()["rows"]
+    assert rows[0]["logdet"] is None
+    assert all(np.isfinite(row["fd"]) for row in rows)
