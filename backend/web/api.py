@@ -39,6 +39,7 @@ class EndpointSpec:
     errors: dict[int, str]
     files: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
+    security: tuple[str, ...] = ()
     extra_responses: dict[int, dict] = field(default_factory=dict)
 
 
@@ -140,8 +141,12 @@ class ApiBlueprint(Blueprint):
         files: Iterable[str] = (),
         tags: Iterable[str] = (),
         extra_responses: dict[int, dict] | None = None,
+        security: Iterable[str] = (),
     ) -> Callable:
-        """Declare ``method rule``; ``files`` names multipart file fields (the body then comes as form fields)."""
+        """Declare ``method rule``; ``files`` names multipart file fields (the body then comes as form fields).
+
+        ``security`` names the schemes the view enforces (``"bearer"``); it documents them, the view checks.
+        """
         files = tuple(files)
 
         def decorate(view: Callable) -> Callable:
@@ -158,6 +163,7 @@ class ApiBlueprint(Blueprint):
                 files=files,
                 tags=tuple(tags) or (self.name,),
                 extra_responses=dict(extra_responses or {}),
+                security=tuple(security),
             )
 
             @functools.wraps(view)

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from backend.web.api import JSON_BODY, MULTIPART_BODY, EndpointSpec
 
 REF_TEMPLATE = "#/components/schemas/{model}"
+SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <token>"}}
 ALWAYS_POSSIBLE = {400: "the request is malformed", 413: "the request is over a size limit"}
 _converter = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
 
@@ -57,6 +58,8 @@ def _operation(spec: EndpointSpec, rule_path: str, components: dict[str, Any]) -
     }
     if spec.description and spec.description != spec.summary:
         operation["description"] = spec.description
+    if spec.security:
+        operation["security"] = [{name: []} for name in spec.security]
     params = _parameters(spec, rule_path, components)
     if params:
         operation["parameters"] = params
@@ -108,7 +111,7 @@ def build_openapi(app: Flask) -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "paths": paths,
-        "components": {"schemas": components},
+        "components": {"schemas": components, "securitySchemes": SECURITY_SCHEMES},
     }
 
 

@@ -120,3 +120,13 @@ def test_unknown_api_path_and_method_are_json(client):
 
 def test_build_openapi_is_deterministic(app):
     assert build_openapi(app) == build_openapi(app)
+
+
+def test_endpoints_that_answer_401_declare_their_security_scheme(client):
+    spec = client.get("/api/openapi.json").json
+    schemes = spec["components"]["securitySchemes"]
+    for path, operations in spec["paths"].items():
+        for method, op in operations.items():
+            if "401" in op["responses"]:
+                assert op.get("security"), f"{method} {path} answers 401 but declares no security scheme"
+                assert all(name in schemes for entry in op["security"] for name in entry)

@@ -275,7 +275,7 @@ def list_burners() -> BurnersOut:
                       scheduler=_scheduler_info(service))
 
 
-@bp.api("POST", "/api/stove/burners/<burner_id>/shutoff", response=CommandResultOut,
+@bp.api("POST", "/api/stove/burners/<burner_id>/shutoff", security=["bearer"], response=CommandResultOut,
         summary="Cut the gas of a burner now (idempotent; always wins)",
         description="Queues a cut pulse, or joins the one already open, and waits until the loop break is "
                     "confirmed: 200 'cut delivered at T'. 202 if still being retried after STOVE_REQUEST_WAIT_S; "
@@ -286,7 +286,7 @@ def shutoff(burner_id: str):
     return _run_command(burner_id, "shutoff")
 
 
-@bp.api("POST", "/api/stove/burners/<burner_id>/restore", response=CommandResultOut,
+@bp.api("POST", "/api/stove/burners/<burner_id>/restore", security=["bearer"], response=CommandResultOut,
         summary="Close the loop again so the burner can be lit by hand (never opens the gas)",
         errors={**AUTH_ERRORS, 409: "a cut is in progress", 502: "restore failed: relay still cut or unreachable"},
         extra_responses=STILL_RETRYING)
@@ -294,7 +294,7 @@ def restore(burner_id: str):
     return _run_command(burner_id, "restore")
 
 
-@bp.api("POST", "/api/stove/burners/<burner_id>/timer", body=TimerIn, response=TimerOut,
+@bp.api("POST", "/api/stove/burners/<burner_id>/timer", security=["bearer"], body=TimerIn, response=TimerOut,
         summary="Arm (or re-arm) a shutoff timer",
         errors={**AUTH_ERRORS, 409: "a cut is queued or in progress", 422: "minutes not > 0 or over the cap"})
 def arm_timer(burner_id: str, body: TimerIn) -> TimerOut:
@@ -311,7 +311,7 @@ def arm_timer(burner_id: str, body: TimerIn) -> TimerOut:
     return TimerOut(message=f"shutoff timer armed: due at {status.timer_deadline}", burner=status)
 
 
-@bp.api("DELETE", "/api/stove/burners/<burner_id>/timer", response=CancelOut, summary="Cancel a burner's timer",
+@bp.api("DELETE", "/api/stove/burners/<burner_id>/timer", security=["bearer"], response=CancelOut, summary="Cancel a burner's timer",
         errors=AUTH_ERRORS)
 def cancel_timer(burner_id: str) -> CancelOut:
     burner = _burner(burner_id)
@@ -324,7 +324,7 @@ def cancel_timer(burner_id: str) -> CancelOut:
     return CancelOut(cancelled=cancelled, message=message, burner=BurnerOut(**ctl.status(burner)))
 
 
-@bp.api("GET", "/api/stove/audit", query=AuditQuery, response=AuditOut,
+@bp.api("GET", "/api/stove/audit", security=["bearer"], query=AuditQuery, response=AuditOut,
         summary="The audit log: who did what, when, with what result (newest first)",
         errors={401: "no bearer token", 403: "wrong bearer token", 404: "unknown burner", 422: "limit over the cap"})
 def audit(query: AuditQuery) -> AuditOut:
