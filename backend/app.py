@@ -20,6 +20,11 @@ SERVICE_BLUEPRINTS: list[str] = [
     "backend.redirector.blueprint",
     "backend.jobs.blueprint",
     "backend.services.stove.blueprint",
+    "backend.services.matrix.blueprint",
+    "backend.services.tokenize.blueprint",
+    "backend.services.continuation.blueprint",
+    "backend.services.attention.blueprint",
+    "backend.services.mad.blueprint",
 ]
 
 

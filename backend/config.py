@@ -49,10 +49,47 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_CELERY_QUEUE": "jobs",  # the Celery queue workers consume
     "JOBS_VISIBILITY_TIMEOUT_S": 3600,  # a message reserved by a worker that died is redelivered after this
     # --- tokenize ---
+    "TOKENIZE_MAX_TEXT_CHARS": 10_000,  # text of one /api/tokenize request
+    "TOKENIZE_MAX_SAMPLE_CHARS": 1_000_000,  # samples x text length per request (bounds compute and response)
+    "TOKENIZE_MAX_VOCAB_PIECES": 50_000,  # entries of a vocabulary sent with the request
+    "TOKENIZE_MAX_PIECE_CHARS": 64,  # longest piece of such a vocabulary (edges per position <= this)
+    "TOKENIZE_MAX_PAGE_SAMPLES": 20_000,  # samples behind one page chart (/api/tokenize/distribution)
+    "TOKENIZE_WARM_UP": True,  # compile the kernels and load the default model in the background at start
     # --- continuation ---
+    "CONTINUATION_CHECKPOINTS": "",  # folder with tokenizer.model + gpt.pt; "" = the package's shipped data/
+    "CONTINUATION_MAX_PROMPT_CHARS": 2000,  # prompt length cap (the GPT sees its last 127 tokens anyway)
+    "CONTINUATION_MAX_NEW_TOKENS": 64,  # ordinary decoding steps per request (one forward pass each)
+    "CONTINUATION_MAX_BACKOFF_TOKENS": 8,  # backoff-multi removes at most this many prompt tokens
+    "CONTINUATION_MAX_CANDIDATES": 20,  # first-step candidates listed in a response (the rest summed)
     # --- attention ---
+    "ATTENTION_DATA_PATH": "",  # folder with ckpt_*.pt and exp_* files; "" = the shipped services/attention/data
+    "ATTENTION_MAX_SCORE_LENGTH": 1024,  # bytes of text one /api/attention/score request may score (8x N)
+    "ATTENTION_RELPOS_MAX_N": 512,  # largest n of the relative-position matrix (n x n numbers in the reply)
+    "ATTENTION_TORCH_THREADS": 1,  # torch threads while scoring (more threads slow tiny models on a busy CPU)
     # --- matrix ---
+    "MATRIX_MAX_ENTRIES": 2_097_152,  # entries of a matrix sent to /api/matrix/* (a 16 MiB float64 .npy)
+    "MATRIX_MAX_DIM": 16_384,  # rows or columns of such a matrix
+    "MATRIX_UPLOAD_MAX_BYTES": 16 * 1024 * 1024,  # an uploaded .npy file
+    "MATRIX_MAX_OVERSAMPLE": 200,  # randomized SVD: extra sketch columns
+    "MATRIX_MAX_POWER_ITERS": 20,  # randomized SVD: power iterations
+    "MATRIX_MAX_RETURN_ENTRIES": 1_000_000,  # numbers of returned factors / dense approximations per response
+    "MATRIX_IMAGE_MAX_SIZE": 256,  # side of the square image the page compresses (a perfect square; 1024 takes ~16 s on 2 busy cores)
+    "MATRIX_IMAGE_UPLOAD_MAX_BYTES": 8 * 1024 * 1024,  # an uploaded image file
+    "MATRIX_IMAGE_MAX_PIXELS": 40_000_000,  # decoded pixels of an uploaded image (decompression-bomb guard)
     # --- mad ---
+    "MAD_MAX_DIM": 200,  # dimension of the target
+    "MAD_MAX_GMM_DIM": 10,  # dimension for the mixture model (EM cost grows as d^2 per component)
+    "MAD_MAX_GMM_COMPONENTS": 50,
+    "MAD_MAX_SAMPLES": 20000,  # each of n_ini, n_real, n_synth
+    "MAD_MAX_TRAINING_SET": 100000,  # size of D_t (an accumulating pool grows by n_synth per generation)
+    "MAD_MAX_GENERATIONS": 2000,
+    "MAD_MAX_REPLICATES": 100000,  # small problems run 10,000+ chains; MAD_MAX_WORK bounds the rest
+    "MAD_MAX_EVAL": 2000,  # n_eval: samples per chain for precision/recall, modes, W2
+    "MAD_MAX_SCATTER_POINTS": 1000,  # points per generation sent back for the 2-D view
+    "MAD_MAX_SCATTER_TOTAL": 200_000,  # scatter_points x generations (size of the answer)
+    "MAD_MAX_ARRAY_ELEMENTS": 40_000_000,  # replicates x training-set size x dim held at once (~320 MB)
+    "MAD_MAX_WORK": 2.5e12,  # estimated work of a run (mad.estimate_work, ~5e9 units/s per idle core): ~8 min
+    "MAD_SYNC_MAX_WORK": 5e9,  # runs up to ~1 s answer directly; larger ones become a mad.simulate job (202)
     # --- stove ---
     "STOVE_ADAPTER": "simulated",  # relay driver: "simulated" | "home_assistant" | "miio"
     "STOVE_BURNERS": ["left", "right"],  # the only burner ids the API accepts

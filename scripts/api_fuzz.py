@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend import create_app  # noqa: E402
-from tests.conftest import testing_config  # noqa: E402
+from tests.conftest import config_for_tests  # noqa: E402
 
 CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
@@ -38,7 +38,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="api-fuzz-"))
     token = secrets.token_urlsafe(16)
     # Fuzzing must not start real training: queued jobs stay queued (no workers) and are validated only.
-    app = create_app(testing_config(tmp, VALIDATE_RESPONSES=False, STOVE_API_TOKEN=token, JOBS_WORKERS=0))
+    app = create_app(config_for_tests(tmp, VALIDATE_RESPONSES=False, STOVE_API_TOKEN=token, JOBS_WORKERS=0))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

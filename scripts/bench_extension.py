@@ -82,14 +82,14 @@ def browser_timing(runs: int) -> tuple[list[float], list[float]]:
     from werkzeug.serving import make_server
 
     from backend import create_app
-    from tests.conftest import testing_config
+    from tests.conftest import config_for_tests
 
     if not Path(CHROMIUM).exists():
         raise SystemExit(f"{CHROMIUM} is required")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request would bury the results
     tmp = Path(tempfile.mkdtemp(prefix="bench-extension-"))
     try:
-        app = create_app(testing_config(tmp, VALIDATE_RESPONSES=False))
+        app = create_app(config_for_tests(tmp, VALIDATE_RESPONSES=False))
         server = make_server("127.0.0.1", 0, app, threaded=True)
         base = f"http://127.0.0.1:{server.port}"
         app.config["COOLPAPERS_BASE"] = base

@@ -13,7 +13,7 @@ DATA = Path(__file__).parent / "data"
 PATH_SUFFIXES = ("_DB", "_DIR", "_FILE")
 
 
-def testing_config(tmp: Path, **overrides) -> dict:
+def config_for_tests(tmp: Path, **overrides) -> dict:
     """Testing settings: responses checked against their schemas, every path setting under ``tmp``."""
     config = {"TESTING": True, "VALIDATE_RESPONSES": True, "INSTANCE_DIR": str(tmp / "instance")}
     for key in DEFAULTS:
@@ -26,7 +26,7 @@ def testing_config(tmp: Path, **overrides) -> dict:
 
 @pytest.fixture
 def app(tmp_path: Path):
-    app = create_app(testing_config(tmp_path))
+    app = create_app(config_for_tests(tmp_path))
     yield app
     shutdown = app.extensions.get("shutdown_hooks", [])
     for hook in shutdown:

@@ -12,7 +12,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from backend import create_app
-from tests.conftest import testing_config
+from tests.conftest import config_for_tests
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -47,7 +47,7 @@ class LiveServer:
 def live_server(tmp_path_factory):
     """The backend in a thread; its Cool Papers base is itself, so redirects stay on this machine."""
     tmp = tmp_path_factory.mktemp("live")
-    app = create_app(testing_config(tmp, VALIDATE_RESPONSES=True))
+    app = create_app(config_for_tests(tmp, VALIDATE_RESPONSES=True))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     url = f"http://127.0.0.1:{server.port}"
     app.config["COOLPAPERS_BASE"] = url

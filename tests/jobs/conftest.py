@@ -25,7 +25,7 @@ import requests
 from werkzeug.serving import make_server
 
 from backend import create_app
-from tests.conftest import testing_config
+from tests.conftest import config_for_tests
 from tests.jobs.sample_tasks import RECORD_DIR_ENV
 
 REPO = Path(__file__).resolve().parents[2]
@@ -125,7 +125,7 @@ class Harness:
         if redis_url:
             settings["CELERY_BROKER_URL"] = redis_url
             settings["JOBS_REDIS_PREFIX"] = f"test-{uuid.uuid4().hex[:8]}"
-        self.config = testing_config(tmp, **settings)
+        self.config = config_for_tests(tmp, **settings)
         os.environ[RECORD_DIR_ENV] = str(self.record_dir)  # for in-process runs of the sample tasks
         self.env = dict(os.environ)
         self.env.update({key: _env_value(value) for key, value in self.config.items() if key.startswith(("JOBS_",

@@ -12,7 +12,7 @@ import pytest
 import backend.jobs as jobs
 from backend import create_app
 from backend.web.errors import ApiError
-from tests.conftest import testing_config as make_config
+from tests.conftest import config_for_tests as make_config
 from tests.jobs.conftest import free_port, wait_until
 
 

@@ -12,7 +12,7 @@ from backend import create_app
 from backend.jobs.__main__ import main
 from backend.jobs.local import RemoteJobError, TqdmContext, run_task, watch_remote
 from backend.jobs.manager import InvalidParams, UnknownKind
-from tests.conftest import testing_config as make_config
+from tests.conftest import config_for_tests as make_config
 
 
 def test_run_task_shows_a_tqdm_bar(capsys):

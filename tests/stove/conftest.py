@@ -12,7 +12,7 @@ from backend.services.stove.adapters import Polarity, SimulatedAdapter, Simulate
 from backend.services.stove.clock import FakeClock
 from backend.services.stove.controller import Alerter, ControllerSettings, StoveController
 from backend.services.stove.persistence import StoveStore
-from tests.conftest import testing_config
+from tests.conftest import config_for_tests
 
 BURNERS = ["left", "right"]
 
@@ -65,7 +65,7 @@ def rig(tmp_path: Path) -> Rig:
 
 @pytest.fixture
 def stove_app(tmp_path: Path):
-    app = create_app(testing_config(tmp_path, STOVE_API_TOKEN="test-token-123", **FAST))
+    app = create_app(config_for_tests(tmp_path, STOVE_API_TOKEN="test-token-123", **FAST))
     yield app
     for hook in app.extensions.get("shutdown_hooks", []):
         hook()

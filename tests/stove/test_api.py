@@ -13,7 +13,7 @@ from werkzeug.serving import make_server
 
 from backend import create_app
 from backend.services.stove.blueprint import get_service
-from tests.conftest import testing_config as make_config
+from tests.conftest import config_for_tests as make_config
 from tests.stove.conftest import AUTH, FAST
 
 PATHS = [

@@ -239,7 +239,7 @@ def test_forked_worker_becomes_a_standby_not_a_second_leader(tmp_path):
 
 def test_web_process_without_scheduler_is_served_by_the_standalone_one(tmp_path, daemons):
     from backend import create_app
-    from tests.conftest import testing_config as make_config
+    from tests.conftest import config_for_tests as make_config
 
     db = tmp_path / "split.sqlite3"
     app = create_app(make_config(tmp_path, STOVE_DB=str(db), STOVE_SCHEDULER=False, STOVE_API_TOKEN="t0k",

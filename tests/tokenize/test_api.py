@@ -8,7 +8,7 @@ import pytest
 
 from backend import create_app
 from backend.services.tokenize import Vocab, enumerate_segmentations, get_model, log_partition, viterbi
-from tests.conftest import testing_config as _config
+from tests.conftest import config_for_tests as _config
 
 URL = "/api/tokenize"
 DIST = "/api/tokenize/distribution"

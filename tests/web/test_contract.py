@@ -61,7 +61,7 @@ class EchoOut(BaseModel):
 @pytest.fixture
 def echo_app(tmp_path):
     from backend import create_app
-    from tests.conftest import testing_config
+    from tests.conftest import config_for_tests
 
     bp = ApiBlueprint("echo_test", __name__)
 
@@ -73,7 +73,7 @@ def echo_app(tmp_path):
     def wrong(body: Echo):
         return {"count": "many"}
 
-    app = create_app(testing_config(tmp_path, MAX_JSON_BYTES=1000, PROPAGATE_EXCEPTIONS=False))
+    app = create_app(config_for_tests(tmp_path, MAX_JSON_BYTES=1000, PROPAGATE_EXCEPTIONS=False))
     app.register_blueprint(bp)
     return app
 

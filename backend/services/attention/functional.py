@@ -1,0 +1,455 @@
+"""Attention kernels in plain torch: the RoPE / ReRoPE / Leaky ReRoPE family, window attention and KV caches.
+
+Shapes: q, k, v are (B, H, n, d). Queries sit at absolute positions offset .. offset + nq - 1 and keys at
+0 .. nk - 1 (offset defaults to nk - nq: the queries are the last nq positions). Everything is causal.
+Scores are scaled by 1/sqrt(d) unless ``scale`` is given; ``logn`` is a per-query-row logit multiplier
+(see ``positions.logn_scale``) applied before the softmax.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from backend.services.attention.positions import apply_rope, rope, rope_tables
+
+# The CPU flash-attention op also returns the log-sum-exp that merging two softmax parts needs.
+_FUSED_CPU_LSE = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+
+# ---------------------------------------------------------------------------------------------------------
+# small helpers
+
+
+def causal_mask(
+    nq: int, nk: int, offset: int | None = None, window: int | None = None, device: torch.device | None = None
+) -> torch.Tensor:
+    """Boolean (nq, nk), True = visible: j <= i and, with a window w, i - j < w."""
+    offset = nk - nq if offset is None else offset
+    i = torch.arange(nq, device=device)[:, None] + offset
+    j = torch.arange(nk, device=device)[None]
+    mask = j <= i
+    return mask & (i - j < window) if window is not None else mask
+
+
+def attend(scores: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(scores, masked) @ v, with the softmax in at least float32 (float64 stays float64)."""
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    probs = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+    return probs.to(v.dtype) @ v
+
+
+def _scale(q: torch.Tensor, scale: float | None) -> float:
+    return scale if scale is not None else 1.0 / math.sqrt(q.shape[-1])
+
+
+def _row_scaled(q: torch.Tensor, logn: torch.Tensor | None) -> torch.Tensor:
+    # A per-row logit factor is the same as scaling that query row (rotation commutes with a scalar).
+    return q if logn is None else q * logn.to(device=q.device, dtype=q.dtype)[:, None]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# oracle and plain RoPE
+
+
+def naive_relpos_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    P: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    scale: float | None = None,
+    logn: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """ORACLE: s_ij = <R^{P_ij} q_i, k_j> for an explicit relative-position matrix P (nq, nk).
+
+    Memory O(nq * nk * d): for tests and small inputs only. ``mask`` defaults to causal.
+    """
+    nq, nk = q.shape[2], k.shape[2]
+    P = P.to(q.device)
+    scores = (rope(q[:, :, :, None, :], P) * k[:, :, None]).sum(-1) * _scale(q, scale)
+    if logn is not None:
+        scores = scores * logn.to(device=q.device, dtype=scores.dtype)[:, None]
+    return attend(scores, v, causal_mask(nq, nk, device=q.device) if mask is None else mask)
+
+
+def rope_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    *,
+    offset: int | None = None,
+    scale: float | None = None,
+    logn: torch.Tensor | None = None,
+    pos_scale: float = 1.0,
+    base: float = 10000.0,
+    shift: float = 0.0,
+) -> torch.Tensor:
+    """Plain causal RoPE attention on un-rotated q, k through torch SDPA (fused kernel, no n x n matrix).
+
+    ``pos_scale`` multiplies every position: 1/k is position interpolation (PI). ``shift`` adds a constant
+    to every absolute position (the output must not change: RoPE only sees i - j).
+    """
+    nq, nk = q.shape[2], k.shape[2]
+    offset = nk - nq if offset is None else offset
+    pq = (torch.arange(nq, dtype=torch.float64, device=q.device) + offset + shift) * pos_scale
+    pk = (torch.arange(nk, dtype=torch.float64, device=q.device) + shift) * pos_scale
+    k_tables = rope_tables(pk, q.shape[-1], base, q.dtype, q.device)
+    q_tables = k_tables if nq == nk and offset == 0 else rope_tables(pq, q.shape[-1], base, q.dtype, q.device)
+    qr, kr = _row_scaled(apply_rope(q, *q_tables), logn), apply_rope(k, *k_tables)
+    if nq == nk and offset == 0:
+        return F.scaled_dot_product_attention(qr, kr, v, is_causal=True, scale=_scale(q, scale))
+    mask = causal_mask(nq, nk, offset, device=q.device)
+    return F.scaled_dot_product_attention(qr, kr, v, attn_mask=mask, scale=_scale(q, scale))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# ReRoPE / Leaky ReRoPE
+
+
+def rerope_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    window: int,
+    leaky_k: float | None = None,
+    *,
+    offset: int | None = None,
+    scale: float | None = None,
+    logn: torch.Tensor | None = None,
+    base: float = 10000.0,
+    chunk_size: int = 1024,
+    shift: float = 0.0,
+) -> torch.Tensor:
+    """Causal ReRoPE (``leaky_k=None``) or Leaky ReRoPE attention on UN-rotated q, k (B, H, n, d).
+
+    Relative position P_ij = i - j inside the window (i - j < w); past it, w (ReRoPE) or
+    w + (i - j - w) / k (Leaky). Efficient two-pass prefill as in bojone's rerope_patch.py:
+      S1_ij = (R^i q_i)^T (R^j k_j)                                   ordinary RoPE, used where i - j < w
+      S2_ij = (R^w q_i)^T k_j            (ReRoPE: the key is not rotated)
+            = (R^{(i + w(k-1))/k} q_i)^T (R^{j/k} k_j)   (Leaky: linear-scaled RoPE, query shifted)
+    and S = where(i - j < w, S1, S2). Two exact implementations of that scheme:
+    - prefill (nq == nk, offset 0): S1 on the band as window attention, S2 on the far keys through the fused
+      causal SDPA kernel, the two softmax parts merged by their log-sum-exp (``_rerope_prefill_merged``);
+    - any offset: query chunks of ``chunk_size`` rows, S2 on every visible key and S1 only on the band,
+      selected and softmaxed per chunk (``_rerope_chunked``), memory O(chunk * n).
+    If no pair is past the window (w >= n), this is exactly ``rope_attention``. ``shift`` adds a constant to
+    every absolute position; ReRoPE and Leaky ReRoPE depend only on i - j, so the output must not change.
+    """
+    nq, nk = q.shape[2], k.shape[2]
+    offset = nk - nq if offset is None else offset
+    if offset + nq - 1 < window:  # the largest i - j never reaches the window: plain RoPE
+        return rope_attention(q, k, v, offset=offset, scale=scale, logn=logn, base=base, shift=shift)
+    if leaky_k is not None and leaky_k <= 0:
+        raise ValueError(f"leaky_k must be positive, got {leaky_k}")
+
+    if nq == nk and offset == 0:
+        return _rerope_prefill_merged(q, k, v, window, leaky_k, scale=scale, logn=logn, base=base, shift=shift)
+    return _rerope_chunked(q, k, v, window, leaky_k, offset, scale, logn, base, chunk_size, shift)
+
+
+def _rerope_chunked(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    window: int,
+    leaky_k: float | None,
+    offset: int,
+    scale: float | None,
+    logn: torch.Tensor | None,
+    base: float,
+    chunk_size: int,
+    shift: float,
+) -> torch.Tensor:
+    """The general two-pass path (any offset): S2 on every visible key, S1 on the band, select, softmax."""
+    nq, nk = q.shape[2], k.shape[2]
+    dev, f64 = q.device, torch.float64
+    pk = torch.arange(nk, dtype=f64, device=dev) + shift
+    k_near = rope(k, pk, base)
+    k_far = k if leaky_k is None else rope(k, pk / leaky_k, base)
+    q = _row_scaled(q, logn) * _scale(q, scale)
+
+    outputs = []
+    for s in range(0, nq, chunk_size):
+        e = min(nq, s + chunk_size)
+        pq = torch.arange(s, e, dtype=f64, device=dev) + offset
+        qc = q[:, :, s:e]
+        kend = min(nk, offset + e)  # keys past the chunk's last query are invisible (causal)
+        # pass 2 (S2) on every visible key: most of them are past the window
+        if leaky_k is None:
+            q_far = rope(qc, torch.full_like(pq, float(window)), base)
+        else:
+            q_far = rope(qc, (pq + shift + window * (leaky_k - 1)) / leaky_k, base)
+        scores = q_far @ k_far[:, :, :kend].transpose(-1, -2)
+        # pass 1 (S1) only on the band of keys that is inside the window for some row of the chunk
+        a = min(kend, max(0, offset + s - window + 1))
+        band = rope(qc, pq + shift, base) @ k_near[:, :, a:kend].transpose(-1, -2)
+        rel = pq[:, None] - torch.arange(a, kend, dtype=f64, device=dev)[None]
+        scores[..., a:] = torch.where(rel < window, band, scores[..., a:]).masked_fill(rel < 0, float("-inf"))
+        outputs.append(attend(scores, v[:, :, :kend], None))
+    return torch.cat(outputs, dim=2)
+
+
+def _rerope_prefill_merged(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    window: int,
+    leaky_k: float | None,
+    *,
+    scale: float | None,
+    logn: torch.Tensor | None,
+    base: float,
+    shift: float,
+) -> torch.Tensor:
+    """Prefill (queries = keys = 0..n-1) as two attentions merged by their log-sum-exp (flash style).
+
+    Pass 1, the band 0 <= i - j < w, is window attention with RoPE (O(n w)). Pass 2, the far keys j <= i - w,
+    is a causal attention of the fixed-rotation queries (rows w..n-1) over keys 0..n-w-1, run by the fused
+    SDPA kernel, so no n x n score matrix is ever built. The softmax over both parts is recombined exactly:
+    out = (e^{l1} o1 + e^{l2} o2) / (e^{l1} + e^{l2}).
+    """
+    n, dev, f64 = q.shape[2], q.device, torch.float64
+    sc = _scale(q, scale)
+    q = _row_scaled(q, logn)
+    pos = torch.arange(n, dtype=f64, device=dev) + shift
+    tables = rope_tables(pos, q.shape[-1], base, q.dtype, dev)
+    out, lse = _window_attention_lse(apply_rope(q, *tables), apply_rope(k, *tables), v, window, sc)
+    if leaky_k is None:
+        q_far, k_far = rope(q[:, :, window:], float(window), base), k[:, :, : n - window]
+    else:
+        q_far = rope(q[:, :, window:], (pos[window:] + window * (leaky_k - 1)) / leaky_k, base)
+        k_far = rope(k[:, :, : n - window], pos[: n - window] / leaky_k, base)
+    far, far_lse = _attention_lse(q_far, k_far, v[:, :, : n - window], sc)  # row r = query w + r sees keys <= r
+    near, near_lse = out[:, :, window:], lse[:, :, window:]
+    m = torch.maximum(near_lse, far_lse)
+    a, b = (near_lse - m).exp()[..., None], (far_lse - m).exp()[..., None]
+    merged = (a * near.to(a.dtype) + b * far.to(a.dtype)) / (a + b)
+    return torch.cat([out[:, :, :window], merged.to(v.dtype)], dim=2)
+
+
+def _attention_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Causal attention (row r sees keys 0..r) and its per-row log-sum-exp of the scaled scores.
+
+    On the CPU torch's fused flash kernel returns the log-sum-exp (an internal op: public SDPA drops it);
+    elsewhere the scores are materialised.
+    """
+    if q.device.type == "cpu" and _FUSED_CPU_LSE is not None:
+        out, lse = _FUSED_CPU_LSE(q, k, v, 0.0, True, scale=scale)
+        return out, lse
+    scores = (q @ k.transpose(-1, -2)) * scale
+    scores = scores.masked_fill(~causal_mask(q.shape[2], k.shape[2], 0, device=q.device), float("-inf"))
+    lse = torch.logsumexp(scores.float() if scores.dtype != torch.float64 else scores, dim=-1)
+    return ((scores - lse[..., None].to(scores.dtype)).exp() @ v), lse
+
+
+def rerope_decode_step(
+    q_t: torch.Tensor,
+    k_cache: torch.Tensor,
+    v_cache: torch.Tensor,
+    t: int,
+    window: int,
+    leaky_k: float | None = None,
+    *,
+    scale: float | None = None,
+    logn: float | None = None,
+    base: float = 10000.0,
+    rotate_all: bool = False,
+) -> torch.Tensor:
+    """One decode step (q_len = 1) for the query at position t over UN-rotated cached keys 0..t.
+
+    One score pass with P_tj = min(t - j, w) (or the Leaky value), using <q, R^{-P} k> = <R^P q, k>:
+    - Leaky (``leaky_k`` given), or ``rotate_all=True``: every cached key is re-rotated by -P_tj, as the
+      rerope_patch does; this O(n d) rotation per step is why ReRoPE decoding is slower than RoPE;
+    - ReRoPE: every key past the window has the same P = w, so those scores are (R^w q)^T k_j against the
+      raw cache and only the last w keys are rotated: O(w d) extra per step instead of O(n d).
+    """
+    nk, dev = k_cache.shape[2], q_t.device
+    q_t = q_t * (_scale(q_t, scale) * (1.0 if logn is None else float(logn)))
+    if leaky_k is None and not rotate_all:
+        near = max(0, t - window + 1)  # keys j >= near are inside the window
+        far_scores = rope(q_t, float(window), base) @ k_cache[:, :, :near].transpose(-1, -2)
+        P = t - torch.arange(near, nk, dtype=torch.float64, device=dev)
+        near_scores = q_t @ rope(k_cache[:, :, near:], -P, base).transpose(-1, -2)
+        return attend(torch.cat([far_scores, near_scores], dim=-1), v_cache, None)
+    r = t - torch.arange(nk, dtype=torch.float64, device=dev)
+    P = r.clamp(max=window) if leaky_k is None else torch.where(r < window, r, window + (r - window) / leaky_k)
+    return attend(q_t @ rope(k_cache, -P, base).transpose(-1, -2), v_cache, None)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# window attention
+
+
+def window_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, *, scale: float | None = None
+) -> torch.Tensor:
+    """Causal sliding-window attention: query i sees keys j with 0 <= i - j < w. q, k already position-encoded.
+
+    Blocked, so memory and work are O(n * w), never n x n: on the CPU two batched calls of the fused causal
+    kernel over blocks of w (``_window_attention_fused``); elsewhere query blocks of c = min(w, 64) rows score
+    only the c + w - 1 keys they can see (batched matmuls with an additive (n/c, c, c + w - 1) mask).
+    """
+    out, _ = _window_attention_lse(q, k, v, window, _scale(q, scale), need_lse=False)
+    return out
+
+
+def _window_blocks(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: int, block: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Query blocks of c rows, the c + w - 1 keys/values each block can see, and the visibility mask.
+
+    Block s covers queries s..s+c-1 and keys s-w+1..s+c-1 (zero-padded in front), so every score computed is
+    within c + w - 1 of its query; mask (n/c, c, c + w - 1) keeps 0 <= i - j < w.
+    """
+    B, H, n, d = q.shape
+    if w < 1:
+        raise ValueError(f"window must be >= 1, got {w}")
+    c = block or min(w, 64)  # small blocks waste less of the span; 64 keeps the matmuls reasonably sized
+    span = c + w - 1
+    nb = -(-n // c)
+    pad = nb * c - n
+    q_blocks = F.pad(q, (0, 0, 0, pad)).view(B, H, nb, c, d)
+    k_blocks = F.pad(k, (0, 0, w - 1, pad)).unfold(2, span, c).transpose(-1, -2)  # (B, H, nb, span, d)
+    v_blocks = F.pad(v, (0, 0, w - 1, pad)).unfold(2, span, c).transpose(-1, -2)
+    a = torch.arange(c, device=q.device)[:, None]  # query offset inside its block
+    b = torch.arange(span, device=q.device)[None]  # key offset inside the span
+    rel = a + w - 1 - b  # i - j
+    real = torch.arange(nb, device=q.device)[:, None, None] * c - (w - 1) + b >= 0  # drop the padding keys
+    mask = (rel >= 0) & (rel < w) & real  # every row keeps its diagonal, so none is empty
+    return q_blocks, k_blocks, v_blocks, mask
+
+
+def _window_attention_lse(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, scale: float, need_lse: bool = True
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Window attention and each row's log-sum-exp of its scaled scores (for merging with other parts)."""
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if q.device.type == "cpu" and _FUSED_CPU_LSE is not None:
+        return _window_attention_fused(q, k, v, int(window), scale)
+    B, H, n, d = q.shape
+    # the scale goes on q (n x d) rather than on the scores (n x span): fewer multiplications
+    q_blocks, k_blocks, v_blocks, mask = _window_blocks(q * scale, k, v, int(window))
+    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
+    scores = q_blocks @ k_blocks.transpose(-1, -2) + bias
+    if not need_lse:
+        probs = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
+        return (probs.to(v.dtype) @ v_blocks).reshape(B, H, -1, d)[:, :, :n], None
+    lse = torch.logsumexp(scores, dim=-1)
+    out = (scores - lse[..., None]).exp() @ v_blocks
+    return out.reshape(B, H, -1, d)[:, :, :n], lse.reshape(B, H, -1)[:, :, :n]
+
+
+def _window_attention_fused(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: int, scale: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Window attention from two batched calls of the fused causal kernel, merged by log-sum-exp.
+
+    Cut the sequence into blocks of w. Query a of a block sees (1) keys 0..a of its own block: causal, and
+    (2) keys b > a of the previous block. Reversing both blocks turns (2) into b' < a', a causal pattern
+    shifted by one row, which the same kernel runs on query rows a' >= 1 against keys b' <= w - 2.
+    """
+    B, H, n, d = q.shape
+    nb = -(-n // w)
+    pad = nb * w - n  # zero rows at the end: causal, so real queries never see them
+    qb, kb, vb = (F.pad(t, (0, 0, 0, pad)).reshape(B, H * nb, w, d) for t in (q, k, v))
+    out, lse = _FUSED_CPU_LSE(qb, kb, vb, 0.0, True, scale=scale)
+    out, lse = out.view(B, H, nb, w, d), lse.view(B, H, nb, w)
+    if w > 1 and nb > 1:
+
+        def reversed_blocks(t: torch.Tensor, blocks: slice) -> torch.Tensor:
+            return t.view(B, H, nb, w, d)[:, :, blocks].flip(3).reshape(B, H * (nb - 1), w, d)
+
+        q2 = reversed_blocks(qb, slice(1, None))[:, :, 1:].contiguous()
+        k2 = reversed_blocks(kb, slice(None, -1))[:, :, :-1].contiguous()
+        v2 = reversed_blocks(vb, slice(None, -1))[:, :, :-1].contiguous()
+        o2, l2 = _FUSED_CPU_LSE(q2, k2, v2, 0.0, True, scale=scale)
+        # back to block order; the block's last query (a = w - 1) sees no key of the previous block
+        o2 = F.pad(o2.flip(2), (0, 0, 0, 1)).view(B, H, nb - 1, w, d)
+        l2 = F.pad(l2.flip(2), (0, 1), value=float("-inf")).view(B, H, nb - 1, w)
+        l1, o1 = lse[:, :, 1:], out[:, :, 1:]
+        m = torch.maximum(l1, l2)
+        a, b = (l1 - m).exp(), (l2 - m).exp()
+        merged = (a[..., None] * o1 + b[..., None] * o2) / (a + b)[..., None]
+        out = torch.cat([out[:, :, :1], merged.to(out.dtype)], dim=2)
+        lse = torch.cat([lse[:, :, :1], m + (a + b).log()], dim=2)
+    return out.reshape(B, H, nb * w, d)[:, :, :n], lse.reshape(B, H, nb * w)[:, :, :n]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# KV caches
+
+
+class KVCache:
+    """Growing cache of keys and values (B, H, t, d), preallocated in doubling chunks."""
+
+    def __init__(self) -> None:
+        self._k: torch.Tensor | None = None
+        self._v: torch.Tensor | None = None
+        self.length = 0
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        n = k.shape[2]
+        if self._k is None or self.length + n > self._k.shape[2]:
+            cap = max(16, 2 * (self.length + n))
+            new_k = k.new_empty(*k.shape[:2], cap, k.shape[3])
+            new_v = v.new_empty(*v.shape[:2], cap, v.shape[3])
+            if self._k is not None:
+                new_k[:, :, : self.length] = self.k
+                new_v[:, :, : self.length] = self.v
+            self._k, self._v = new_k, new_v
+        self._k[:, :, self.length : self.length + n] = k
+        self._v[:, :, self.length : self.length + n] = v
+        self.length += n
+
+    @property
+    def k(self) -> torch.Tensor:
+        assert self._k is not None, "empty cache"
+        return self._k[:, :, : self.length]
+
+    @property
+    def v(self) -> torch.Tensor:
+        assert self._v is not None, "empty cache"
+        return self._v[:, :, : self.length]
+
+
+class RingKVCache:
+    """Fixed-size ring buffer holding the last ``window`` keys/values: the window layers' constant memory.
+
+    Slot order does not matter to attention (the softmax is a set operation; positions live in the
+    already-rotated keys), so a new entry simply overwrites the oldest slot.
+    """
+
+    def __init__(self, window: int) -> None:
+        self.window = int(window)
+        self.k: torch.Tensor | None = None
+        self.v: torch.Tensor | None = None
+        self.length = 0  # tokens seen so far
+
+    def append(self, k_t: torch.Tensor, v_t: torch.Tensor) -> None:
+        """Add one step (B, H, 1, d)."""
+        if self.k is None:
+            self.k = k_t.new_zeros(*k_t.shape[:2], self.window, k_t.shape[3])
+            self.v = v_t.new_zeros(*v_t.shape[:2], self.window, v_t.shape[3])
+        assert self.v is not None
+        slot = self.length % self.window
+        self.k[:, :, slot] = k_t[:, :, 0]
+        self.v[:, :, slot] = v_t[:, :, 0]
+        self.length += 1
+
+    def fill(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Load the tail of a prefill (B, H, n, d), keeping slot = position % window."""
+        for t in range(max(0, k.shape[2] - self.window), k.shape[2]):
+            self.length = t
+            self.append(k[:, :, t : t + 1], v[:, :, t : t + 1])
+        self.length = k.shape[2]
+
+    def attend(self, q_t: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+        """Attention of one query (B, H, 1, d) over the filled slots."""
+        assert self.k is not None and self.v is not None, "empty cache"
+        used = min(self.length, self.window)
+        scores = (q_t @ self.k[:, :, :used].transpose(-1, -2)) * _scale(q_t, scale)
+        return attend(scores, self.v[:, :, :used], None)

@@ -1,0 +1,97 @@
+"""Rotary position embedding (RoPE), relative-position matrices and log-n logit scaling.
+
+Layout: LLaMA "rotate_half", i.e. dimension m is paired with dimension m + d/2 and that pair turns by
+angle ``pos * base**(-2m/d)``. Angles are always built in float64 and cast to the tensor's dtype at the
+end, so that fractional positions (PI, Leaky ReRoPE) and long sequences lose no precision.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+
+RelPosMode = Literal["rope", "rerope", "leaky", "pi"]
+LognMode = Literal["train", "dagger"]
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(a, b) -> (-b, a) on the two halves of the last dimension: multiplication by i per pair."""
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat([-b, a], dim=-1)
+
+
+def rope_tables(
+    pos: torch.Tensor | float,
+    d: int,
+    base: float = 10000.0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin (..., d/2) of the angles pos * base**(-2m/d), computed in float64, returned in ``dtype``."""
+    if d % 2:
+        raise ValueError(f"RoPE needs an even head dimension, got {d}")
+    inv_freq = base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=device) / d)
+    ang = torch.as_tensor(pos, dtype=torch.float64, device=device)[..., None] * inv_freq
+    return ang.cos().to(dtype), ang.sin().to(dtype)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """x * cos + rotate_half(x) * sin, written on the halves to skip building the full-width tables."""
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat([a * cos - b * sin, b * cos + a * sin], dim=-1)
+
+
+def rope(x: torch.Tensor, pos: torch.Tensor | float, base: float = 10000.0) -> torch.Tensor:
+    """Rotate ``x`` (..., n, d) by R^pos; ``pos`` is real-valued and broadcastable to x.shape[:-1]."""
+    return apply_rope(x, *rope_tables(pos, x.shape[-1], base, x.dtype, x.device))
+
+
+def rel_pos(
+    nq: int,
+    nk: int,
+    mode: RelPosMode = "rope",
+    window: float | None = None,
+    k: float | None = None,
+    offset: int = 0,
+) -> torch.Tensor:
+    """The explicit relative-position matrix P (nq, nk) in float64 for query i at offset + i and key j.
+
+    rope: P = i - j.  rerope: min(i - j, w).  leaky: i - j inside the window, w + (i - j - w) / k past it.
+    pi (position interpolation): (i - j) / k.  Entries above the diagonal (j > i) are meaningless for a
+    causal model and are returned unclamped.
+    """
+    r = (torch.arange(nq, dtype=torch.float64)[:, None] + offset) - torch.arange(nk, dtype=torch.float64)[None]
+    if mode == "rope":
+        return r
+    if mode == "pi":
+        return r / _need(k, "k")
+    w = _need(window, "window")
+    if mode == "rerope":
+        return r.clamp(max=w)
+    if mode == "leaky":
+        return torch.where(r < w, r, w + (r - w) / _need(k, "k"))
+    raise ValueError(f"unknown relative-position mode {mode!r}")
+
+
+def _need(value: float | None, name: str) -> float:
+    if value is None:
+        raise ValueError(f"this mode needs {name}")
+    return float(value)
+
+
+def logn_scale(nq: int, offset: int, train_len: int, mode: LognMode | None) -> torch.Tensor:
+    """Per-query-row logit multiplier (nq,) in float64 for query rows at positions offset .. offset+nq-1.
+
+    'train' (bert4keras softmax_plus, used while training): log(max(n, 16)) / log(N), n = visible keys.
+    'dagger' (rerope_patch, added post hoc): max(1, log(n) / log(N)); exactly 1 inside the training length.
+    """
+    n = torch.arange(nq, dtype=torch.float64) + offset + 1  # visible keys in a causal full layer
+    if mode == "train":
+        return torch.log(n.clamp(min=16)) / math.log(train_len)
+    if mode == "dagger":
+        return (torch.log(n) / math.log(train_len)).clamp(min=1)
+    if mode is None:
+        return torch.ones_like(n)
+    raise ValueError(f"unknown log-n mode {mode!r}")
