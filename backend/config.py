@@ -57,7 +57,7 @@ DEFAULTS: dict[str, Any] = {
     "TOKENIZE_WARM_UP": True,  # compile the kernels and load the default model in the background at start
     # --- continuation ---
     "CONTINUATION_CHECKPOINTS": "",  # folder with tokenizer.model + gpt.pt; "" = the package's shipped data/
-    "CONTINUATION_MAX_PROMPT_CHARS": 2000,  # prompt length cap (the GPT sees its last 127 tokens anyway)
+    "CONTINUATION_MAX_PROMPT_CHARS": 2000,  # prompt length cap (the GPT sees its last 63 tokens anyway)
     "CONTINUATION_MAX_NEW_TOKENS": 64,  # ordinary decoding steps per request (one forward pass each)
     "CONTINUATION_MAX_BACKOFF_TOKENS": 8,  # backoff-multi removes at most this many prompt tokens
     "CONTINUATION_MAX_CANDIDATES": 20,  # first-step candidates listed in a response (the rest summed)

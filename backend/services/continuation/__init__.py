@@ -1,0 +1,1 @@
+"""Prompt continuation with large vocabularies: back off, constrain, renormalise (see README.md)."""

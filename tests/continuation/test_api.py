@@ -1,0 +1,115 @@
+"""POST /api/continue and the page: success, each kind of bad input, and the response's invariants."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def post(client, **body):
+    return client.post("/api/continue", json=body)
+
+
+def test_backoff_completes_a_partial_word(client):
+    r = post(client, prompt="Return the number of by", method="backoff", max_new_tokens=3)
+    assert r.status_code == 200, r.get_json()
+    data = r.get_json()
+    assert data["removed"] == " by"  # " by" is one token; " bytes" is another
+    assert data["continuation"].startswith("tes")
+    assert data["consistent"] and data["backed_off"] == 1 and data["constrained_steps"] == 1
+    assert data["kept"] + data["removed"] == "Return the number of by"
+    probs = [p for _, p in data["candidates"]]
+    assert sum(probs) + data["candidates_rest"] == pytest.approx(1.0)
+    assert all(piece.startswith(" by") for piece, _ in data["candidates"])
+    assert data["prompt_tokens"][-1] == " by"
+    assert "".join(data["new_tokens"]).startswith(" bytes")
+
+
+@pytest.mark.parametrize("method", ["naive", "backoff", "backoff-multi", "heal"])
+def test_every_method_answers(client, method):
+    r = post(client, prompt="广州的白云", method=method, max_new_tokens=4, temperature=0.8, seed=3)
+    assert r.status_code == 200
+    data = r.get_json()
+    assert data["method"] == method
+    assert len(data["candidates"]) <= 20
+    assert sum(p for _, p in data["candidates"]) + data["candidates_rest"] == pytest.approx(1.0)
+    if method == "naive":
+        assert data["removed"] == "" and data["candidates_total"] == 8000
+    elif method != "heal":
+        assert data["removed"] == "白云"
+
+
+def test_heal_strips_the_prompt_and_says_so(client):
+    data = post(client, prompt="Always import numpy ", method="heal", max_new_tokens=2).get_json()
+    assert not data["consistent"]  # Hugging Face strips the trailing space before healing
+    assert data["kept"] + data["removed"] == "Always import numpy"
+
+
+def test_sampling_is_reproducible_with_a_seed(client):
+    a = post(client, prompt="This function", temperature=1.0, seed=7, max_new_tokens=6).get_json()
+    b = post(client, prompt="This function", temperature=1.0, seed=7, max_new_tokens=6).get_json()
+    assert a == b
+
+
+def test_special_tokens_and_zero_new_tokens(client):
+    r = post(client, prompt="广州的白云</s>", method="backoff-multi", max_new_tokens=0)
+    data = r.get_json()
+    assert r.status_code == 200 and data["removed"] == "" and data["backed_off"] == 0
+    assert data["prompt_tokens"][-1] == "</s>"
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"method": "backoff"}, "prompt"),
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": "x", "method": "guess"}, "method"),
+        ({"prompt": "x", "max_new_tokens": -1}, "max_new_tokens"),
+        ({"prompt": "x", "temperature": -0.5}, "temperature"),
+        ({"prompt": "x", "temperature": 9}, "temperature"),
+        ({"prompt": "x", "seed": -1}, "seed"),
+        ({"prompt": 5}, "prompt"),
+    ],
+)
+def test_invalid_fields_are_422(client, body, field):
+    r = client.post("/api/continue", json=body)
+    assert r.status_code == 422
+    assert r.get_json()["field"] == field
+
+
+def test_limits_are_422_naming_the_setting(client, app):
+    r = post(client, prompt="x", max_new_tokens=app.config["CONTINUATION_MAX_NEW_TOKENS"] + 1)
+    assert r.status_code == 422 and "CONTINUATION_MAX_NEW_TOKENS" in r.get_json()["error"]
+    r = post(client, prompt="x" * (app.config["CONTINUATION_MAX_PROMPT_CHARS"] + 1))
+    assert r.status_code == 422 and "CONTINUATION_MAX_PROMPT_CHARS" in r.get_json()["error"]
+    r = post(client, prompt="a\x00b")
+    assert r.status_code == 422 and r.get_json()["field"] == "prompt"
+    r = client.post("/api/continue", data='{"prompt": "a\\ud800"}', content_type="application/json")
+    assert r.status_code == 422 and r.get_json()["field"] == "prompt"
+
+
+def test_malformed_bodies(client):
+    assert client.post("/api/continue", data="{", content_type="application/json").status_code == 400
+    assert client.post("/api/continue", data="", content_type="application/json").status_code == 400
+    assert client.post("/api/continue", data=b"\xff\xfe", content_type="application/json").status_code == 400
+    big = "x" * (client.application.config["MAX_JSON_BYTES"] + 10)
+    assert client.post("/api/continue", data=big, content_type="application/json").status_code == 413
+    assert client.get("/api/continue").status_code == 405
+
+
+def test_missing_checkpoints_are_503(client, app, tmp_path):
+    app.config["CONTINUATION_CHECKPOINTS"] = str(tmp_path / "nowhere")
+    r = post(client, prompt="x")
+    assert r.status_code == 503 and "train_continuation.py" in r.get_json()["error"]
+
+
+def test_page_renders_and_escapes(client):
+    r = client.get("/continuation")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert "Prompt continuation" in html and 'id="cont-prompt"' in html and "drawBarChart" in html
+    assert "<script>alert" not in html
+
+
+def test_openapi_lists_the_endpoint(client):
+    doc = client.get("/api/openapi.json").get_json()
+    assert "/api/continue" in doc["paths"]
