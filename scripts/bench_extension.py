@@ -29,18 +29,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.e2e.conftest import CHROMEDRIVER, CHROMIUM, HEADLESS_FLAGS  # noqa: E402  (one browser set-up)
 
 # Runs in an extension page: time from sending a message (or creating a tab) to the tab's "complete".
 TIMED_OPEN = """
@@ -98,7 +87,7 @@ def browser_timing(runs: int) -> tuple[list[float], list[float]]:
         built = _load_build().build("dev", out=tmp / "dist", key_dir=tmp / "keys", package=False, base=base)
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for flag in FLAGS + [
+        for flag in HEADLESS_FLAGS + [
             f"--user-data-dir={tmp / 'profile'}",
             f"--load-extension={built.directory}",
             f"--disable-extensions-except={built.directory}",

@@ -6,8 +6,8 @@ import re
 from typing import Literal
 
 from flask import current_app, redirect, render_template, request
-from werkzeug.routing import PathConverter
 from pydantic import BaseModel, ConfigDict, Field
+from werkzeug.routing import PathConverter
 
 from backend.redirector import catalog
 from backend.redirector.resolver import CONTEXTS, Resolution, load_grammar
