@@ -9,6 +9,7 @@ Bounded: a fixed number of examples per operation, a fixed seed, loopback only.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import secrets
 import shutil
@@ -37,8 +38,9 @@ def main() -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="api-fuzz-"))
     token = secrets.token_urlsafe(16)
-    # Fuzzing must not start real training: queued jobs stay queued (no workers) and are validated only.
-    app = create_app(config_for_tests(tmp, VALIDATE_RESPONSES=False, STOVE_API_TOKEN=token, JOBS_WORKERS=0))
+    # Jobs the fuzzer submits do run (every job kind is bounded by the caps in config).
+    app = create_app(config_for_tests(tmp, VALIDATE_RESPONSES=False, STOVE_API_TOKEN=token))
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request would bury the summary
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

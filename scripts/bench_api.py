@@ -41,7 +41,7 @@ def make_app():
     sys.path.insert(0, str(ROOT))
     from backend import create_app
 
-    app = create_app({"INSTANCE_DIR": os.environ["BENCH_INSTANCE_DIR"], "JOBS_WORKERS": 0})
+    app = create_app({"INSTANCE_DIR": os.environ["BENCH_INSTANCE_DIR"]})
 
     @app.get("/bench/trivial")
     def trivial():

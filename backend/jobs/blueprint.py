@@ -147,6 +147,12 @@ def get_job(job_id: str) -> dict:
     description="A queued job is cancelled at once (200); a running one stops at its next progress report "
     "(202, then status becomes cancelled).",
     errors={404: "no such job", 409: "the job already finished"},
+    extra_responses={
+        202: {
+            "description": "cancel requested: the running job stops at its next progress report",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobView"}}},
+        }
+    },
 )
 def cancel_job(job_id: str):
     job = _call(manager().cancel, _job_id(job_id))

@@ -26,8 +26,20 @@ class ErrorResponse(BaseModel):
     details: list[dict[str, Any]] | None = None
 
 
+def _portable(node: Any) -> Any:
+    """Tuples (``prefixItems``) as ``items: anyOf`` with a fixed length: fuzzers and older tools read that form."""
+    if isinstance(node, dict):
+        node = {key: _portable(value) for key, value in node.items()}
+        if "prefixItems" in node:
+            node["items"] = {"anyOf": node.pop("prefixItems")}
+        return node
+    if isinstance(node, list):
+        return [_portable(item) for item in node]
+    return node
+
+
 def _schema(model: type[BaseModel], components: dict[str, Any], mode: str) -> dict[str, Any]:
-    schema = model.model_json_schema(ref_template=REF_TEMPLATE, mode=mode)
+    schema = _portable(model.model_json_schema(ref_template=REF_TEMPLATE, mode=mode))
     for name, sub in schema.pop("$defs", {}).items():
         components[name] = sub
     components[model.__name__] = schema
@@ -40,7 +52,7 @@ def _parameters(spec: EndpointSpec, rule_path: str, components: dict[str, Any]) 
         for name in _converter.findall(rule_path)
     ]
     if spec.query is not None:
-        schema = spec.query.model_json_schema(ref_template=REF_TEMPLATE, mode="validation")
+        schema = _portable(spec.query.model_json_schema(ref_template=REF_TEMPLATE, mode="validation"))
         for name, sub in schema.pop("$defs", {}).items():
             components[name] = sub
         required = set(schema.get("required", []))
