@@ -42,7 +42,7 @@ from backend.services.attention.functional import (  # noqa: E402
 )
 from backend.services.attention.memtrace import PeakMemory, cuda_peak  # noqa: E402
 from backend.services.attention.model import LM, ModelConfig, plan, to_inference  # noqa: E402
-from backend.services.attention.positions import rope  # noqa: E402
+from backend.services.attention.positions import apply_rope, position_tables, rope  # noqa: E402
 
 RE_W, WIN = 512, 64
 
@@ -75,8 +75,9 @@ def peak_bytes(fn, device: torch.device, *args) -> int:  # noqa: ANN001
 
 
 def window_with_rope(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    pos = torch.arange(q.shape[2], dtype=torch.float64, device=q.device)
-    return window_attention(rope(q, pos), rope(k, pos), v, WIN)
+    """RoPE then window attention, as a window layer does it (tables of positions 0..n-1 shared by all layers)."""
+    tables = position_tables(q.shape[2], q.shape[-1], dtype=q.dtype, device=q.device)
+    return window_attention(apply_rope(q, *tables), apply_rope(k, *tables), v, WIN)
 
 
 def bench_core(args: argparse.Namespace, device: torch.device) -> list[str]:
@@ -144,7 +145,7 @@ def attention_share(args: argparse.Namespace, device: torch.device) -> list[str]
     t_window = timed(window_with_rope, device, args.repeats, q, k, v)
     t_rerope = timed(rerope_attention, device, args.repeats, q, k, v, 256)
     block = LM(ModelConfig(plan("baseline", 1, 512), d_model=64, n_heads=2, train_len=512)).blocks[0].to(device).eval()
-    t_rest = timed(lambda h: block.norm2(h + block.mlp(h)), device, args.repeats, x)
+    t_rest = timed(lambda h: block.norm2(h + block.feed_forward(h)), device, args.repeats, x)
     t_rest += timed(lambda h: block.proj(block.qkv(h)[..., :64]), device, args.repeats, x)
     cores = (22 * t_window + 2 * t_rerope) / (24 * t_sdpa)
     whole = (22 * (t_window + t_rest) + 2 * (t_rerope + t_rest)) / (24 * (t_sdpa + t_rest))

@@ -174,3 +174,15 @@ def test_block_rejects_bad_shapes():
         LM(ModelConfig([LayerSpec("full")], d_model=15, n_heads=2))
     with pytest.raises(ValueError):
         LM(ModelConfig([LayerSpec("window", None)], d_model=16, n_heads=2))
+
+
+@pytest.mark.parametrize("name", ["baseline", "hwfa2_f1"])
+def test_inference_fast_paths_equal_the_training_forward(name):
+    """Without autograd the MLP's GELU runs in place and ReRoPE uses the merged prefill: same outputs."""
+    model = tiny(STACKS[name])
+    to_inference(model, 8)
+    x = ids(40)
+    with_grad = model(x)
+    assert with_grad.requires_grad
+    with torch.no_grad():
+        assert (model(x) - with_grad).abs().max() < 1e-12

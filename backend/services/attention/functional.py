@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from backend.services.attention.positions import apply_rope, rope, rope_tables
+from backend.services.attention.positions import apply_rope, position_tables, rope, rope_tables
 
 # The CPU flash-attention op also returns the log-sum-exp that merging two softmax parts needs.
 _FUSED_CPU_LSE = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
@@ -96,7 +96,10 @@ def rope_attention(
     offset = nk - nq if offset is None else offset
     pq = (torch.arange(nq, dtype=torch.float64, device=q.device) + offset + shift) * pos_scale
     pk = (torch.arange(nk, dtype=torch.float64, device=q.device) + shift) * pos_scale
-    k_tables = rope_tables(pk, q.shape[-1], base, q.dtype, q.device)
+    if shift == 0 and pos_scale == 1.0:  # keys at 0..nk-1: the tables every layer shares
+        k_tables = position_tables(nk, q.shape[-1], base, q.dtype, q.device)
+    else:
+        k_tables = rope_tables(pk, q.shape[-1], base, q.dtype, q.device)
     q_tables = k_tables if nq == nk and offset == 0 else rope_tables(pq, q.shape[-1], base, q.dtype, q.device)
     qr, kr = _row_scaled(apply_rope(q, *q_tables), logn), apply_rope(k, *k_tables)
     if nq == nk and offset == 0:
@@ -215,7 +218,10 @@ def _rerope_prefill_merged(
     sc = _scale(q, scale)
     q = _row_scaled(q, logn)
     pos = torch.arange(n, dtype=f64, device=dev) + shift
-    tables = rope_tables(pos, q.shape[-1], base, q.dtype, dev)
+    if shift == 0:
+        tables = position_tables(n, q.shape[-1], base, q.dtype, dev)
+    else:
+        tables = rope_tables(pos, q.shape[-1], base, q.dtype, dev)
     out, lse = _window_attention_lse(apply_rope(q, *tables), apply_rope(k, *tables), v, window, sc)
     if leaky_k is None:
         q_far, k_far = rope(q[:, :, window:], float(window), base), k[:, :, : n - window]
@@ -234,9 +240,11 @@ def _attention_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: flo
     """Causal attention (row r sees keys 0..r) and its per-row log-sum-exp of the scaled scores.
 
     On the CPU torch's fused flash kernel returns the log-sum-exp (an internal op: public SDPA drops it);
-    elsewhere the scores are materialised.
+    elsewhere, and whenever a gradient is needed (that op's backward ignores the gradient of its log-sum-exp
+    output, so the merged prefill's q and k gradients would be wrong), the scores are materialised.
     """
-    if q.device.type == "cpu" and _FUSED_CPU_LSE is not None:
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
+    if q.device.type == "cpu" and _FUSED_CPU_LSE is not None and not needs_grad:
         out, lse = _FUSED_CPU_LSE(q, k, v, 0.0, True, scale=scale)
         return out, lse
     scores = (q @ k.transpose(-1, -2)) * scale
@@ -288,9 +296,8 @@ def window_attention(
 ) -> torch.Tensor:
     """Causal sliding-window attention: query i sees keys j with 0 <= i - j < w. q, k already position-encoded.
 
-    Blocked, so memory and work are O(n * w), never n x n: on the CPU two batched calls of the fused causal
-    kernel over blocks of w (``_window_attention_fused``); elsewhere query blocks of c = min(w, 64) rows score
-    only the c + w - 1 keys they can see (batched matmuls with an additive (n/c, c, c + w - 1) mask).
+    Blocked, so memory and work are O(n * w), never n x n: query blocks of c = min(w, 16) rows score only the
+    c + w - 1 keys they can see (``_window_blocks``), one batched matmul per group of blocks.
     """
     out, _ = _window_attention_lse(q, k, v, window, _scale(q, scale), need_lse=False)
     return out
@@ -298,85 +305,94 @@ def window_attention(
 
 def _window_blocks(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: int, block: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Query blocks of c rows, the c + w - 1 keys/values each block can see, and the visibility mask.
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Blocked views of q, k, v for window attention, and the additive masks of the scores.
 
-    Block s covers queries s..s+c-1 and keys s-w+1..s+c-1 (zero-padded in front), so every score computed is
-    within c + w - 1 of its query; mask (n/c, c, c + w - 1) keeps 0 <= i - j < w.
+    With c = block rows per query block (default min(w, 16)), block s of a head holds queries s*c .. s*c + c - 1
+    and sees keys s*c - w + 1 .. s*c + c - 1, a span of c + w - 1. Returns
+      q_blocks (BH, nb, c, d); k_blocks (BH, nb, d, span), i.e. K^T per block; v_blocks (BH, nb, span, d);
+      band (c, span): 0 where 0 <= i - j < w, else -inf (the same for every block);
+      lead (L, c, span): -inf on the keys before key 0 in the first L = ceil((w - 1) / c) blocks of a head.
+    The heads are laid end to end in one sequence behind w - 1 zero rows (one copy of K and of V), which is
+    then unfolded into overlapping block views without further copies; the keys a leading block reaches before
+    its head's key 0 are padding or the previous head's, and ``lead`` hides them. A tail of zero rows fills the last block: those keys come
+    after every real query, so the band already hides them, and their query rows are dropped.
     """
     B, H, n, d = q.shape
     if w < 1:
         raise ValueError(f"window must be >= 1, got {w}")
-    c = block or min(w, 64)  # small blocks waste less of the span; 64 keeps the matmuls reasonably sized
+    # a block of c rows scores c + w - 1 keys of which w are visible per row: small blocks waste less of the
+    # span (w = 64: 19% at c = 16, 49% at c = 64); on the CPU c = 16 timed as fast as or faster than 32 and 64
+    # for w = 64 and 256
+    c = block or min(w, 16)
     span = c + w - 1
     nb = -(-n // c)
-    pad = nb * c - n
-    q_blocks = F.pad(q, (0, 0, 0, pad)).view(B, H, nb, c, d)
-    k_blocks = F.pad(k, (0, 0, w - 1, pad)).unfold(2, span, c).transpose(-1, -2)  # (B, H, nb, span, d)
-    v_blocks = F.pad(v, (0, 0, w - 1, pad)).unfold(2, span, c).transpose(-1, -2)
-    a = torch.arange(c, device=q.device)[:, None]  # query offset inside its block
-    b = torch.arange(span, device=q.device)[None]  # key offset inside the span
-    rel = a + w - 1 - b  # i - j
-    real = torch.arange(nb, device=q.device)[:, None, None] * c - (w - 1) + b >= 0  # drop the padding keys
-    mask = (rel >= 0) & (rel < w) & real  # every row keeps its diagonal, so none is empty
-    return q_blocks, k_blocks, v_blocks, mask
+    if nb * c != n:
+        q, k, v = (F.pad(t, (0, 0, 0, nb * c - n)) for t in (q, k, v))
+    q_blocks = q.reshape(B * H, nb, c, d)
+
+    def unfold(t: torch.Tensor) -> torch.Tensor:  # (BH, nb, d, span): block s's keys, transposed
+        flat = t.new_empty(w - 1 + B * H * nb * c, d)
+        flat[: w - 1].zero_()  # zeros, not garbage: a NaN score would survive the -inf mask
+        flat[w - 1 :].view(B, H, nb * c, d).copy_(t)  # one (possibly strided) copy
+        return flat.unfold(0, span, c).unflatten(0, (B * H, nb))
+
+    k_blocks, v_blocks = unfold(k), unfold(v).transpose(-1, -2)
+    rel = torch.arange(c, device=q.device)[:, None] + (w - 1) - torch.arange(span, device=q.device)[None]  # i - j
+    band = torch.zeros(c, span, dtype=q.dtype, device=q.device).masked_fill_((rel < 0) | (rel >= w), -math.inf)
+    n_lead = min(nb, -(-(w - 1) // c))
+    lead = torch.zeros(n_lead, c, span, dtype=q.dtype, device=q.device)
+    for s in range(n_lead):
+        lead[s, :, : w - 1 - s * c] = -math.inf  # key offset b sits at position s*c - w + 1 + b < 0
+    return q_blocks, k_blocks, v_blocks, band, lead
 
 
 def _window_attention_lse(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, scale: float, need_lse: bool = True
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    window: int,
+    scale: float,
+    need_lse: bool = True,
+    block: int | None = None,
+    group: int | None = None,
+    heads: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Window attention and each row's log-sum-exp of its scaled scores (for merging with other parts)."""
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
-    if q.device.type == "cpu" and _FUSED_CPU_LSE is not None:
-        return _window_attention_fused(q, k, v, int(window), scale)
-    B, H, n, d = q.shape
-    # the scale goes on q (n x d) rather than on the scores (n x span): fewer multiplications
-    q_blocks, k_blocks, v_blocks, mask = _window_blocks(q * scale, k, v, int(window))
-    bias = torch.zeros(mask.shape, dtype=q.dtype, device=q.device).masked_fill_(~mask, float("-inf"))
-    scores = q_blocks @ k_blocks.transpose(-1, -2) + bias
-    if not need_lse:
-        probs = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
-        return (probs.to(v.dtype) @ v_blocks).reshape(B, H, -1, d)[:, :, :n], None
-    lse = torch.logsumexp(scores, dim=-1)
-    out = (scores - lse[..., None]).exp() @ v_blocks
-    return out.reshape(B, H, -1, d)[:, :, :n], lse.reshape(B, H, -1)[:, :, :n]
+    """Window attention and each row's log-sum-exp of its scaled scores (for merging with other parts).
 
-
-def _window_attention_fused(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: int, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Window attention from two batched calls of the fused causal kernel, merged by log-sum-exp.
-
-    Cut the sequence into blocks of w. Query a of a block sees (1) keys 0..a of its own block: causal, and
-    (2) keys b > a of the previous block. Reversing both blocks turns (2) into b' < a', a causal pattern
-    shifted by one row, which the same kernel runs on query rows a' >= 1 against keys b' <= w - 2.
+    Blocks are processed ``group`` at a time, one head at a time, on the CPU (about 128k scores, 0.5 MiB in
+    float32, so each group's scores, probabilities and output stay in cache); elsewhere all heads and blocks go
+    in one batched call (a GPU is bound by launches at these sizes).
+    The log-sum-exp comes from the softmax itself: at the row maximum m, p = e^0 / sum, so lse = m - log(p_max)
+    (p_max >= 1 / span, so the log is well conditioned); no separate exp pass is needed.
     """
     B, H, n, d = q.shape
-    nb = -(-n // w)
-    pad = nb * w - n  # zero rows at the end: causal, so real queries never see them
-    qb, kb, vb = (F.pad(t, (0, 0, 0, pad)).reshape(B, H * nb, w, d) for t in (q, k, v))
-    out, lse = _FUSED_CPU_LSE(qb, kb, vb, 0.0, True, scale=scale)
-    out, lse = out.view(B, H, nb, w, d), lse.view(B, H, nb, w)
-    if w > 1 and nb > 1:
-
-        def reversed_blocks(t: torch.Tensor, blocks: slice) -> torch.Tensor:
-            return t.view(B, H, nb, w, d)[:, :, blocks].flip(3).reshape(B, H * (nb - 1), w, d)
-
-        q2 = reversed_blocks(qb, slice(1, None))[:, :, 1:].contiguous()
-        k2 = reversed_blocks(kb, slice(None, -1))[:, :, :-1].contiguous()
-        v2 = reversed_blocks(vb, slice(None, -1))[:, :, :-1].contiguous()
-        o2, l2 = _FUSED_CPU_LSE(q2, k2, v2, 0.0, True, scale=scale)
-        # back to block order; the block's last query (a = w - 1) sees no key of the previous block
-        o2 = F.pad(o2.flip(2), (0, 0, 0, 1)).view(B, H, nb - 1, w, d)
-        l2 = F.pad(l2.flip(2), (0, 1), value=float("-inf")).view(B, H, nb - 1, w)
-        l1, o1 = lse[:, :, 1:], out[:, :, 1:]
-        m = torch.maximum(l1, l2)
-        a, b = (l1 - m).exp(), (l2 - m).exp()
-        merged = (a[..., None] * o1 + b[..., None] * o2) / (a + b)[..., None]
-        out = torch.cat([out[:, :, :1], merged.to(out.dtype)], dim=2)
-        lse = torch.cat([lse[:, :, :1], m + (a + b).log()], dim=2)
-    return out.reshape(B, H, nb * w, d)[:, :, :n], lse.reshape(B, H, nb * w)[:, :, :n]
+    # the scale goes on q (n x d) rather than on the scores (n x span): fewer multiplications
+    q_blocks, k_blocks, v_blocks, band, lead = _window_blocks(q * scale, k, v, int(window), block)
+    BH, nb, c, span = q_blocks.shape[0], q_blocks.shape[1], q_blocks.shape[2], band.shape[1]
+    on_cpu = q.device.type == "cpu"
+    heads = heads or (1 if on_cpu else BH)
+    if heads not in (1, BH):
+        raise ValueError("heads per call must be 1 or all of them")
+    if group is None:
+        group = max(1, (1 << 17) // (c * span)) if on_cpu else nb
+    outs, lses = [], []  # concatenated at the end (``out=`` buffers would break autograd)
+    for h in range(0, BH, heads):
+        row_out, row_lse = [], []
+        for g in range(0, nb, group):
+            e = min(nb, g + group)
+            # (heads, blocks) fold into one batch dimension without a copy: one head, or all heads with all blocks
+            scores = torch.matmul(q_blocks[h : h + heads, g:e], k_blocks[h : h + heads, g:e]).add_(band)
+            if g < len(lead):
+                scores[:, : len(lead) - g] += lead[g:e]
+            probs = torch.softmax(scores, dim=-1)
+            row_out.append(torch.matmul(probs, v_blocks[h : h + heads, g:e]))
+            if need_lse:
+                row_lse.append(scores.amax(-1) - probs.amax(-1).log())
+        outs.append(torch.cat(row_out, dim=1))
+        lses.append(torch.cat(row_lse, dim=1) if need_lse else None)
+    out = torch.cat(outs).view(B, H, nb * c, d)[:, :, :n]
+    return out, torch.cat(lses).view(B, H, nb * c)[:, :, :n] if need_lse else None
 
 
 # ---------------------------------------------------------------------------------------------------------
