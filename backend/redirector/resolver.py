@@ -61,12 +61,19 @@ class _Rule:
         self.hint_regex = re.compile(rule["hintRegex"]) if "hintRegex" in rule else None
         self.hint_substrings = tuple(rule.get("hintSubstrings", ()))
 
-    def finditer(self, text: _Text) -> Iterator[re.Match[str]]:
+    def may_match(self, text: _Text) -> bool:
         if self.hint_regex is not None and self.hint_regex.search(text.text) is None:
-            return iter(())
-        if self.hint_substrings and not any(hint in text.lower for hint in self.hint_substrings):
-            return iter(())
-        return self.pattern.finditer(text.text)
+            return False
+        if self.hint_substrings:
+            lower = text.lower
+            for hint in self.hint_substrings:  # noqa: SIM110 (a plain loop: this runs per input on a hot path)
+                if hint in lower:
+                    return True
+            return False
+        return True
+
+    def finditer(self, text: _Text) -> Iterator[re.Match[str]]:
+        return self.pattern.finditer(text.text) if self.may_match(text) else iter(())
 
 
 def _fill(template: str, match: re.Match[str]) -> str:
@@ -118,15 +125,16 @@ class Grammar:
         text = _as_text(text)
         found: list[tuple[int, str]] = []
         for m in self.new_id.finditer(text):
-            yymm, number = int(m.group(1) + m.group(2)), m.group(3)
-            if self._valid_new(yymm, int(m.group(2)), number):
-                found.append((m.start(), f"{m.group(1)}{m.group(2)}.{number}"))
-        for m in self.old_id.finditer(text):
-            archive, yy, mm, number = m.group(1), m.group(3), m.group(4), m.group(5)
-            if archive in self.old_archives and self._valid_old(int(yy), int(mm), number):
-                found.append((m.start(), f"{archive}/{yy}{mm}{number}"))
-        found.sort(key=lambda item: item[0])
-        return _unique(identifier for _, identifier in found)
+            yy, mm, number = m.group(1, 2, 3)
+            if self._valid_new(int(yy + mm), int(mm), number):
+                found.append((m.start(), f"{yy}{mm}.{number}"))
+        if self.old_id.may_match(text):
+            for m in self.old_id.pattern.finditer(text.text):
+                archive, _, yy, mm, number = m.group(1, 2, 3, 4, 5)
+                if archive in self.old_archives and self._valid_old(int(yy), int(mm), number):
+                    found.append((m.start(), f"{archive}/{yy}{mm}{number}"))
+            found.sort()  # the two schemes were scanned separately: back to order of appearance
+        return list(dict.fromkeys(identifier for _, identifier in found))
 
     def _valid_new(self, yymm: int, month: int, number: str) -> bool:
         if not 1 <= month <= 12 or yymm < self.new_first or int(number) == 0:
@@ -143,10 +151,11 @@ class Grammar:
     def venue_ids(self, text: str | _Text) -> list[str]:
         text = _as_text(text)
         found: list[tuple[int, str]] = []
-        for pattern, template in self.venues:
-            found.extend((m.start(), _fill(template, m)) for m in pattern.finditer(text))
-        found.sort(key=lambda item: item[0])
-        return _unique(identifier for _, identifier in found)
+        for rule, template in self.venues:
+            if rule.may_match(text):
+                found.extend((m.start(), _fill(template, m)) for m in rule.pattern.finditer(text.text))
+        found.sort()
+        return list(dict.fromkeys(identifier for _, identifier in found))
 
     def category_of(self, text: str | _Text) -> str | None:
         for m in self.category.finditer(_as_text(text)):
@@ -222,13 +231,6 @@ def _old_month_index(yymm: str) -> int:
     yy, mm = int(yymm[:2]), int(yymm[2:])
     year = 1900 + yy if yy >= 91 else 2000 + yy
     return year * 12 + mm
-
-
-def _unique(items: Iterator[str] | Any) -> list[str]:
-    seen: dict[str, None] = {}
-    for item in items:
-        seen.setdefault(item, None)
-    return list(seen)
 
 
 _UNSAFE_PATH = re.compile(r"[^A-Za-z0-9\-._~/,@+=&?%:]")
