@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from backend import create_app
 from backend.config import DEFAULTS
@@ -22,6 +23,15 @@ def config_for_tests(tmp: Path, **overrides) -> dict:
             config[key] = str(tmp / (key.lower() + suffix))
     config.update(overrides)
     return config
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """The suite shares two cores with the browser and the servers it starts: torch gets one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

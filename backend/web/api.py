@@ -15,7 +15,8 @@ import functools
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
@@ -85,13 +86,19 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _is_list(annotation: Any) -> bool:
+    """``list[X]``, also inside ``Optional`` / unions: such query parameters may repeat."""
+    if get_origin(annotation) is list or annotation is list:
+        return True
+    return get_origin(annotation) in (Union, UnionType) and any(_is_list(arg) for arg in get_args(annotation))
+
+
 def _query_dict(model: type[BaseModel]) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for key in request.args:
         values = request.args.getlist(key)
-        annotation = model.model_fields.get(key)
-        wants_list = annotation is not None and "list" in str(annotation.annotation).lower()
-        data[key] = values if wants_list else values[-1]
+        field = model.model_fields.get(key)
+        data[key] = values if field is not None and _is_list(field.annotation) else values[-1]
     return data
 
 

@@ -127,14 +127,22 @@ def build_openapi(app: Flask) -> dict[str, Any]:
     }
 
 
+def openapi_document(app: Flask) -> dict[str, Any]:
+    """The app's document, built once: routes cannot change after the first request is served."""
+    document = app.extensions.get("openapi")
+    if document is None:
+        document = app.extensions["openapi"] = build_openapi(app)
+    return document
+
+
 bp = Blueprint("openapi", __name__)
 
 
 @bp.get("/api/openapi.json")
 def openapi_json():
-    return jsonify(build_openapi(current_app))
+    return jsonify(openapi_document(current_app))
 
 
 @bp.get("/api/docs")
 def docs_page():
-    return render_template("docs.html", spec=build_openapi(current_app))
+    return render_template("docs.html", spec=openapi_document(current_app))

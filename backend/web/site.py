@@ -6,7 +6,7 @@ from flask import current_app, render_template
 from pydantic import BaseModel
 
 from backend.web.api import ApiBlueprint
-from backend.web.openapi import build_openapi
+from backend.web.openapi import openapi_document
 from backend.web.pages import PAGES
 
 bp = ApiBlueprint("site", __name__)
@@ -19,7 +19,7 @@ class Health(BaseModel):
 
 @bp.get("/")
 def home():
-    spec = build_openapi(current_app)
+    spec = openapi_document(current_app)
     endpoints = [
         {"method": method.upper(), "path": path, "summary": op.get("summary", "")}
         for path, operations in spec["paths"].items()

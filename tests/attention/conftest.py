@@ -1,17 +1,8 @@
-"""Attention tests: one torch thread (the machine is shared) and float64 random inputs."""
+"""Attention tests: float64 random inputs (one torch thread comes from tests/conftest.py)."""
 
 from __future__ import annotations
 
-import pytest
 import torch
-
-
-@pytest.fixture(autouse=True, scope="session")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def qkv(B: int = 2, H: int = 2, n: int = 24, d: int = 8, seed: int = 0, dtype=torch.float64):

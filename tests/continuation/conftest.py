@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from backend.services.continuation.corpus import template_sentences
 from backend.services.continuation.ngram import NGramLM
@@ -13,15 +12,6 @@ from backend.services.continuation.tokenizer import Tokenizer
 from backend.services.continuation.training import encode_sentences
 
 DATA = Path(__file__).resolve().parents[2] / "backend" / "services" / "continuation" / "data"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """These tests share two cores with everything else: one torch thread, restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

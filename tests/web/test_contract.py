@@ -58,6 +58,11 @@ class EchoOut(BaseModel):
     count: int
 
 
+class TagsQuery(BaseModel):
+    tag: list[str] | None = None
+    last: str | None = None
+
+
 @pytest.fixture
 def echo_app(tmp_path):
     from backend import create_app
@@ -72,6 +77,10 @@ def echo_app(tmp_path):
     @bp.api("POST", "/api/echo-wrong", body=Echo, response=EchoOut, summary="breaks its schema")
     def wrong(body: Echo):
         return {"count": "many"}
+
+    @bp.api("GET", "/api/tags-test", query=TagsQuery, summary="repeatable query parameters")
+    def tags(query: TagsQuery):
+        return {"tag": query.tag, "last": query.last}
 
     app = create_app(config_for_tests(tmp_path, MAX_JSON_BYTES=1000, PROPAGATE_EXCEPTIONS=False))
     app.register_blueprint(bp)
@@ -118,8 +127,10 @@ def test_unknown_api_path_and_method_are_json(client):
     assert response.json["code"] == "method_not_allowed"
 
 
-def test_build_openapi_is_deterministic(app):
+def test_build_openapi_is_deterministic_and_served_from_one_build(app, client):
     assert build_openapi(app) == build_openapi(app)
+    assert client.get("/api/openapi.json").json == build_openapi(app)
+    assert app.extensions["openapi"] == build_openapi(app)
 
 
 def test_endpoints_that_answer_401_declare_their_security_scheme(client):
@@ -130,3 +141,8 @@ def test_endpoints_that_answer_401_declare_their_security_scheme(client):
             if "401" in op["responses"]:
                 assert op.get("security"), f"{method} {path} answers 401 but declares no security scheme"
                 assert all(name in schemes for entry in op["security"] for name in entry)
+
+
+def test_list_query_parameters_repeat_and_scalars_take_the_last(echo_app):
+    body = echo_app.test_client().get("/api/tags-test?tag=a&tag=b&last=x&last=y").json
+    assert body == {"tag": ["a", "b"], "last": "y"}

@@ -230,6 +230,20 @@ class _MonarchFunction(torch.autograd.Function):
         return (gx2 if ctx.needs_input_grad[0] else None), gw1, gw2
 
 
+def _operands(a: Array, w1: Array, w2: Array, *, transposed: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The input and factors as torch tensors, checked: factor shapes, the input's width, one dtype."""
+    at, w1t, w2t = _to_torch(a), _to_torch(w1), _to_torch(w2)
+    check_shapes(tuple(w1t.shape), tuple(w2t.shape))
+    k, _, p = w1t.shape
+    l, s, _ = w2t.shape
+    width, what = (l * s, "M^T") if transposed else (k * p, "this Monarch matrix")
+    if at.shape[-1] != width:
+        raise ValueError(f"input has {at.shape[-1]} features; {what} takes {width}")
+    if not (at.dtype == w1t.dtype == w2t.dtype):
+        raise TypeError(f"dtype mismatch: input {at.dtype}, w1 {w1t.dtype}, w2 {w2t.dtype}")
+    return at, w1t, w2t
+
+
 def monarch_matmul(x: Array, w1: Array, w2: Array, *, contiguous: bool = False) -> Array:
     """Compute ``x @ M^T`` (i.e. M applied to every row) for x of shape (..., n_in); float32 or float64.
 
@@ -237,14 +251,9 @@ def monarch_matmul(x: Array, w1: Array, w2: Array, *, contiguous: bool = False) 
     is a (B, n_out) *transposed view* of a contiguous (n_out, B) buffer unless ``contiguous=True``: returning the
     view skips one full copy of the output, and feeding it to another Monarch multiply is copy-free too.
     """
-    xt, w1t, w2t = _to_torch(x), _to_torch(w1), _to_torch(w2)
-    check_shapes(tuple(w1t.shape), tuple(w2t.shape))
-    k, q, p = w1t.shape
-    l, s, r = w2t.shape
-    if xt.shape[-1] != k * p:
-        raise ValueError(f"input has {xt.shape[-1]} features; this Monarch matrix takes {k * p}")
-    if not (xt.dtype == w1t.dtype == w2t.dtype):
-        raise TypeError(f"dtype mismatch: x {xt.dtype}, w1 {w1t.dtype}, w2 {w2t.dtype}")
+    xt, w1t, w2t = _operands(x, w1, w2, transposed=False)
+    k, _, p = w1t.shape
+    l, s, _ = w2t.shape
     lead = xt.shape[:-1]
     x2 = xt.reshape(-1, k * p)
     contiguous = contiguous or len(lead) != 1
@@ -261,14 +270,9 @@ def monarch_matmul(x: Array, w1: Array, w2: Array, *, contiguous: bool = False) 
 
 def monarch_matmul_transposed(y: Array, w1: Array, w2: Array, *, contiguous: bool = False) -> Array:
     """Compute ``y @ M`` (i.e. M^T applied to every row) for y of shape (..., n_out). No autograd."""
-    yt, w1t, w2t = _to_torch(y), _to_torch(w1), _to_torch(w2)
-    check_shapes(tuple(w1t.shape), tuple(w2t.shape))
-    k, q, p = w1t.shape
-    l, s, r = w2t.shape
-    if yt.shape[-1] != l * s:
-        raise ValueError(f"input has {yt.shape[-1]} features; M^T takes {l * s}")
-    if not (yt.dtype == w1t.dtype == w2t.dtype):
-        raise TypeError(f"dtype mismatch: y {yt.dtype}, w1 {w1t.dtype}, w2 {w2t.dtype}")
+    yt, w1t, w2t = _operands(y, w1, w2, transposed=True)
+    k, _, p = w1t.shape
+    l, s, _ = w2t.shape
     lead = yt.shape[:-1]
     y2 = yt.reshape(-1, l * s)
     with torch.no_grad():
