@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -68,7 +69,8 @@ def test_failure_and_cancel_are_shown(browser, live_server):
     assert not browser.find_element(By.ID, "job-result").is_displayed()
 
     start(browser, {"steps": 300, "step_s": 0.05})
-    WebDriverWait(browser, 10).until(
+    # the page replaces the progress box when the new job starts: re-find it on every poll
+    WebDriverWait(browser, 10, ignored_exceptions=(StaleElementReferenceException,)).until(
         lambda b: b.find_element(By.CSS_SELECTOR, "#job-current .job-status").text.endswith("%")
     )
     box = browser.find_element(By.CSS_SELECTOR, "#job-current .job-progress")
