@@ -53,6 +53,12 @@ def test_job_runs_with_live_progress_and_shows_result(browser, live_server):
     row = WebDriverWait(browser, 5).until(
         lambda b: b.find_element(By.CSS_SELECTOR, f'#jobs-table tr[data-job-id="{job_id}"][data-status="done"]')
     )
+    # A refresh keeps a row whose job did not change (the same node), so the click cannot miss.
+    browser.execute_script("arguments[0].dataset.seen = '1'", row)
+    tbody = browser.find_element(By.CSS_SELECTOR, "#jobs-table tbody")
+    seen_refreshes = int(tbody.get_attribute("data-refreshes"))
+    WebDriverWait(browser, 5).until(lambda b: int(tbody.get_attribute("data-refreshes")) >= seen_refreshes + 2)
+    assert row.get_attribute("data-seen") == "1"
     row.find_element(By.CSS_SELECTOR, ".job-row-result").click()
     detail = browser.find_element(By.ID, "job-detail-body")
     WebDriverWait(browser, 5).until(lambda b: detail.text.startswith("{"))

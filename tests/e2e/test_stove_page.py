@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -40,7 +41,9 @@ def click(browser, burner, action):
 
 
 def wait(browser, predicate, timeout=10):
-    return WebDriverWait(browser, timeout, poll_frequency=0.1).until(lambda _d: predicate())
+    # cards are updated in place, but the alert and audit lists are rebuilt: a read may catch the swap
+    return WebDriverWait(browser, timeout, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)).until(
+        lambda _d: predicate())
 
 
 def feedback(browser):
@@ -96,9 +99,13 @@ def test_stove_page_token_countdown_buttons_and_audit(stove_page):
     wait(browser, lambda: "cut delivered at" in field(browser, "right", "message"))
     assert "off" not in field(browser, "right", "message").replace("cut", "").lower().split("(")[0]
     wait(browser, lambda: field(browser, "right", "state") == "READY")
-    rows = browser.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
-    texts = [r.text for r in rows]
-    assert any("stove page" in t and "cut delivered at" in t for t in texts), texts
+    # The page reloads the audit table after each action: read it whole, in one script, until the entry shows.
+    def audit_has_the_cut():
+        texts = browser.execute_script(
+            "return [...document.querySelectorAll('#audit tbody tr')].map((tr) => tr.innerText)")
+        return any("stove page" in t and "cut delivered at" in t for t in texts)
+
+    wait(browser, audit_has_the_cut, timeout=5)
 
 
 def test_stove_page_shows_fault_and_alert(stove_page):

@@ -90,9 +90,16 @@
     }
   }
 
+  // What a row shows; a row whose signature is unchanged is kept, so a refresh never swaps
+  // the node under the user's pointer or keyboard focus.
+  function signature(job) {
+    return JSON.stringify([job.status, job.progress, job.message, job.error, job.started_at, job.kind]);
+  }
+
   function row(job) {
     const tr = document.createElement("tr");
     tr.dataset.jobId = job.id;
+    tr.dataset.signature = signature(job);
     tr.dataset.status = job.status;
     const id = cell(job.id.slice(0, 8));
     id.title = job.id;
@@ -127,6 +134,20 @@
     return tr;
   }
 
+  function render(jobs) {
+    const kept = new Map();
+    for (const tr of tbody.rows) kept.set(tr.dataset.jobId, tr);
+    jobs.forEach((job, index) => {
+      const old = kept.get(job.id);
+      const wanted = old && old.dataset.signature === signature(job) ? old : row(job);
+      const at = tbody.rows[index];
+      if (at === wanted) return;
+      if (old && old !== wanted) old.remove();
+      tbody.insertBefore(wanted, tbody.rows[index] || null);
+    });
+    while (tbody.rows.length > jobs.length) tbody.rows[tbody.rows.length - 1].remove();
+  }
+
   let refreshing = false;
   async function refresh() {
     if (refreshing) return;
@@ -136,7 +157,8 @@
       const response = await fetch(`/api/jobs?limit=50${query}`, {headers: {"Accept": "application/json"}});
       const body = await response.json();
       if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
-      tbody.replaceChildren(...body.jobs.map(row));
+      render(body.jobs);
+      tbody.dataset.refreshes = Number(tbody.dataset.refreshes || 0) + 1;  // lets tests wait for a refresh
       empty.hidden = body.jobs.length > 0;
       showError(listError, "");
     } catch (e) {
