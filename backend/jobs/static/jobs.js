@@ -1,6 +1,6 @@
 /* Job helpers for pages: start a job, follow its progress, show its result.
  *
- *   <script src="{{ url_for('jobs.static', filename='jobs.js') }}"></script>
+ *   <script src="{{ url_for('jobs.static', filename='jobs.js') }}"></script>   (after the base template's api.js)
  *   const job = await submitJob("mad.simulate", {steps: 100});     // rejects with the API's message
  *   watchJob(job.id, j => bar.style.width = 100 * j.progress + "%", j => show(j.result || j.error));
  *   // or all at once: a progress bar, its message and a Cancel button inside `container`
@@ -14,32 +14,14 @@
 
   const FINISHED = ["done", "failed", "cancelled"];
 
-  async function apiJson(url, options) {
-    const response = await fetch(url, Object.assign({headers: {"Accept": "application/json"}}, options || {}));
-    let body = null;
-    try { body = await response.json(); } catch (e) { body = null; }
-    if (!response.ok) {
-      const message = body && body.error ? body.error : `HTTP ${response.status}`;
-      const error = new Error(message);
-      error.status = response.status;
-      error.body = body;
-      throw error;
-    }
-    return body;
-  }
-
   /* Queue a job; resolves to {id, kind, status, status_url}, rejects with Error(API message). */
   function submitJob(kind, params) {
-    return apiJson("/api/jobs", {
-      method: "POST",
-      headers: {"Content-Type": "application/json", "Accept": "application/json"},
-      body: JSON.stringify({kind: kind, params: params || {}}),
-    });
+    return api.json("POST", "/api/jobs", {json: {kind: kind, params: params || {}}});
   }
 
   /* Ask to cancel; resolves to the job as it is now. */
   function cancelJob(id) {
-    return apiJson(`/api/jobs/${encodeURIComponent(id)}`, {method: "DELETE"});
+    return api.json("DELETE", `/api/jobs/${encodeURIComponent(id)}`);
   }
 
   /* Follow job `id`: onProgress(job) after each poll while it is queued or running, then onDone(job)
@@ -56,7 +38,7 @@
     async function finish(job) {
       if (job.status === "done" && job.result_external && options.fetchResult && job.result_url) {
         try {
-          job.result = await apiJson(job.result_url);
+          job.result = await api.json("GET", job.result_url);
         } catch (e) {
           job.result = null;
           job.result_error = e.message;
@@ -70,7 +52,7 @@
       if (stopped) return;
       let job;
       try {
-        job = await apiJson(`/api/jobs/${encodeURIComponent(id)}`);
+        job = await api.json("GET", `/api/jobs/${encodeURIComponent(id)}`);
         failures = 0;
       } catch (e) {
         if (e.status === 404) {

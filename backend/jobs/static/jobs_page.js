@@ -81,10 +81,7 @@
     detail.scrollIntoView({block: "nearest"});
     detailBody.textContent = "loading…";
     try {
-      const response = await fetch(job.result_url, {headers: {"Accept": "application/json"}});
-      const value = await response.json();
-      if (!response.ok) throw new Error(value.error || `HTTP ${response.status}`);
-      showJson(detailBody, value, job.result_url);
+      showJson(detailBody, await api.json("GET", job.result_url), job.result_url);
     } catch (e) {
       detailBody.textContent = `Could not load the result: ${e.message}`;
     }
@@ -154,9 +151,7 @@
     refreshing = true;
     try {
       const query = filter.value ? `&status=${encodeURIComponent(filter.value)}` : "";
-      const response = await fetch(`/api/jobs?limit=50${query}`, {headers: {"Accept": "application/json"}});
-      const body = await response.json();
-      if (!response.ok) throw new Error(body.error || `HTTP ${response.status}`);
+      const body = await api.json("GET", `/api/jobs?limit=50${query}`);
       render(body.jobs);
       tbody.dataset.refreshes = Number(tbody.dataset.refreshes || 0) + 1;  // lets tests wait for a refresh
       empty.hidden = body.jobs.length > 0;
