@@ -122,7 +122,7 @@ def main() -> None:
     p.add_argument("--randseg-alpha", type=float, default=0.1, help="sampling sharpness (tokenize service)")
     p.add_argument("--randseg-epochs", type=int, default=6, help="distinct random segmentations of the corpus")
     p.add_argument("--models", default="gpt,gpt_randseg", help="which GPTs to train (run two processes to parallelise)")
-    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--steps", type=int, default=12000)
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--block-size", type=int, default=64, help="context length in tokens")
     p.add_argument("--lr", type=float, default=3e-3)
