@@ -103,6 +103,7 @@ DEFAULTS: dict[str, Any] = {
     "STOVE_READBACK_ATTEMPTS": 3,  # restore + read-back attempts before FAULT + alert
     "STOVE_DB": "",  # SQLite file (timers, commands, audit); "" = <INSTANCE_DIR>/stove.sqlite3
     "STOVE_API_TOKEN": "",  # bearer token for mutating endpoints; "" = generated once into STOVE_TOKEN_FILE
+    "STOVE_API_TOKENS": {},  # optional per-person tokens {"name": "token"}: the audit log names the person
     "STOVE_TOKEN_FILE": "",  # "" = <INSTANCE_DIR>/stove_api_token (mode 0600, never committed)
     "STOVE_AUDIT_REQUIRES_AUTH": True,  # the audit log names who did what: token required to read it
     "STOVE_AUDIT_MAX_ROWS": 100000,  # older audit rows are pruned

@@ -323,3 +323,51 @@ def test_openapi_documents_the_stove_api(stove_client):
     timer = paths["/api/stove/burners/{burner_id}/timer"]
     assert {"post", "delete"} <= set(timer) and "422" in timer["post"]["responses"]
     assert {"/api/stove/burners", "/api/stove/audit", "/api/stove/health"} <= set(paths)
+
+
+def test_person_tokens_name_the_person_in_the_audit(tmp_path):
+    ann, bob = "ann-token-0123456789abcdef", "bob-token-0123456789abcdef"
+    app = create_app(make_config(tmp_path, STOVE_API_TOKEN="test-token-123",
+                                 STOVE_API_TOKENS={"ann": ann, "bob@home": bob}, **FAST))
+    try:
+        client = app.test_client()
+        r = client.post("/api/stove/burners/left/timer", json={"minutes": 3},
+                        headers={"Authorization": f"Bearer {ann}", "X-Stove-Actor": "kitchen tablet"})
+        assert r.status_code == 200
+        assert client.delete("/api/stove/burners/left/timer", headers={"Authorization": f"Bearer {bob}"}).status_code == 200
+        # The shared token still works; its label cannot pose as a person (brackets are dropped from labels).
+        r = client.post("/api/stove/burners/left/timer", json={"minutes": 2},
+                        headers={**AUTH, "X-Stove-Actor": "[ann]"})
+        assert r.status_code == 200
+        # A token that is nobody's is refused, and a person's token is not a prefix match.
+        assert client.delete("/api/stove/burners/left/timer",
+                             headers={"Authorization": f"Bearer {ann[:-1]}"}).status_code == 403
+        entries = client.get("/api/stove/audit?limit=10", headers={"Authorization": f"Bearer {bob}"}).json
+        who = [e["who"] for e in entries["entries"] if e["who"] != "system"]  # the scheduler logs its start too
+        assert who == ["api (127.0.0.1)", "ann (127.0.0.1)", "[bob@home] (127.0.0.1)",
+                       "[ann] via kitchen tablet (127.0.0.1)"]
+        assert entries["entries"][0]["result"] == "denied: wrong bearer token"
+    finally:
+        service(app).stop()
+
+
+@pytest.mark.parametrize(("tokens", "message"), [
+    (["ann"], "must be an object"),
+    ({"ann smith": "x" * 20}, "invalid name 'ann smith'"),
+    ({"a" * 65: "x" * 20}, "at most 64 characters"),
+    ({"ann": "short"}, "at least 16 characters"),
+    ({"ann": 12345678901234567890}, "at least 16 characters"),
+    ({"ann": "x" * 20, "bob": "x" * 20}, "every person needs a token of their own"),
+    ({"ann": "y" * 16, "bob.b": "z" * 40}, None),
+    ({"ann": "shared-token-is-long-enough"}, "every person needs a token of their own"),
+])
+def test_person_tokens_are_checked_at_start(tmp_path, tokens, message):
+    from backend.services.stove.service import ConfigError
+
+    app = create_app(make_config(tmp_path, STOVE_API_TOKEN="shared-token-is-long-enough", STOVE_API_TOKENS=tokens,
+                                 **FAST))
+    if message is None:
+        get_service(app).stop()
+        return
+    with pytest.raises(ConfigError, match=message):
+        get_service(app)

@@ -2,7 +2,8 @@
 
 Mutating endpoints (and the audit log, which names people) need ``Authorization: Bearer <token>``:
 401 without a bearer token, 403 with a wrong one. The token is STOVE_API_TOKEN, or one generated on
-first start into STOVE_TOKEN_FILE (its path is logged; the secret never is, and never reaches a page).
+first start into STOVE_TOKEN_FILE (its path is logged; the secret never is, and never reaches a page), or a
+person's own token from STOVE_API_TOKENS, which the audit log then records by that person's name.
 """
 
 from __future__ import annotations
@@ -14,11 +15,11 @@ import re
 import threading
 from typing import Any, Literal
 
-from flask import Flask, current_app, render_template, request
+from flask import Flask, current_app, g, render_template, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.services.stove.controller import Conflict, InvalidDuration, UnknownBurner, iso
-from backend.services.stove.service import StoveService, StoveSettings, resolve_api_token
+from backend.services.stove.service import StoveService, StoveSettings, named_api_tokens, resolve_api_token
 from backend.web import limits
 from backend.web.api import ApiBlueprint
 from backend.web.errors import ApiError
@@ -33,7 +34,7 @@ register_page("Stove shutoff", "stove.page",
 AUTH_ERRORS = {401: "no bearer token", 403: "wrong bearer token", 404: "unknown burner id"}
 STILL_RETRYING = {202: {"description": "accepted, delivery not confirmed within STOVE_REQUEST_WAIT_S (still retrying)",
                         "content": {"application/json": {"schema": {"$ref": "#/components/schemas/CommandResultOut"}}}}}
-_ACTOR_BAD_CHARS = re.compile(r"[^\x20-\x7e]")
+_ACTOR_BAD_CHARS = re.compile(r"[^\x20-\x7e]|[\[\]]")  # brackets mark a person's own token: not forgeable
 
 
 # ---------------------------------------------------------------- models (these are the OpenAPI document)
@@ -160,6 +161,8 @@ def _build(app: Flask) -> StoveService:
     token, source = resolve_api_token(cfg["STOVE_API_TOKEN"], token_file)
     app.extensions["stove"]["token"] = token
     app.extensions["stove"]["token_source"] = source
+    app.extensions["stove"]["person_tokens"] = named_api_tokens(
+        cfg["STOVE_API_TOKENS"], token, int(cfg["STOVE_ACTOR_MAX_CHARS"]))
     if cfg["STOVE_SCHEDULER"]:
         service.start()
     app.extensions.setdefault("shutdown_hooks", []).append(service.stop)
@@ -196,10 +199,17 @@ def _require_token() -> None:
         _audit_denied("no bearer token")
         raise ApiError(401, "authentication required: send 'Authorization: Bearer <STOVE_API_TOKEN>'",
                        code="unauthorized")
-    token = current_app.extensions["stove"]["token"]
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+    given_bytes = given.strip().encode()
+    ext = current_app.extensions["stove"]
+    matched = hmac.compare_digest(given_bytes, ext["token"].encode())
+    person = None
+    for name, token in ext["person_tokens"].items():  # compare with every token: no early exit to time
+        if hmac.compare_digest(given_bytes, token.encode()):
+            person = name
+    if not matched and person is None:
         _audit_denied("wrong bearer token")
         raise ApiError(403, "the bearer token is not valid for this stove", code="forbidden")
+    g.stove_person = person
 
 
 def _audit_denied(why: str) -> None:
@@ -209,10 +219,15 @@ def _audit_denied(why: str) -> None:
 
 
 def _who() -> str:
-    """Who did it: the client address, plus an optional self-declared label (X-Stove-Actor)."""
+    """Who did it: "[name]" when a person's own token was used (STOVE_API_TOKENS; a label cannot contain
+    brackets, so this cannot be forged), then an optional self-declared label (X-Stove-Actor), then the
+    client address: "[ann] via kitchen tablet (10.0.0.5)", "kitchen tablet (10.0.0.5)", "api (10.0.0.5)"."""
     addr = request.remote_addr or "unknown"
     label = request.headers.get("X-Stove-Actor", "")
     label = _ACTOR_BAD_CHARS.sub("", label).strip()[: int(current_app.config["STOVE_ACTOR_MAX_CHARS"])]
+    person = g.get("stove_person")
+    if person:
+        return f"[{person}] via {label} ({addr})" if label else f"[{person}] ({addr})"
     return f"{label} ({addr})" if label else f"api ({addr})"
 
 

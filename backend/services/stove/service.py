@@ -153,6 +153,35 @@ def webhook_pusher(url: str, timeout_s: float = 3.0):
     return push
 
 
+PERSON_NAME = re.compile(r"^[\w.@-]+$")
+MIN_PERSON_TOKEN_CHARS = 16
+
+
+def named_api_tokens(configured: Mapping[str, Any], main_token: str, max_name_chars: int) -> dict[str, str]:
+    """STOVE_API_TOKENS checked: {person: token}, names short and plain, tokens long, distinct and not the main one.
+
+    Each person's token authenticates like STOVE_API_TOKEN, and the audit log records the person's name
+    (which, unlike the X-Stove-Actor label, the caller cannot choose).
+    """
+    if not isinstance(configured, Mapping):
+        raise ConfigError('STOVE_API_TOKENS must be an object {"name": "token", ...}')
+    seen: set[str] = {main_token}
+    tokens: dict[str, str] = {}
+    for name, token in configured.items():
+        if not isinstance(name, str) or not PERSON_NAME.match(name) or len(name) > max_name_chars:
+            raise ConfigError(f"STOVE_API_TOKENS: invalid name {name!r} (letters, digits, '.', '@', '-', '_'; "
+                              f"at most {max_name_chars} characters)")
+        if not isinstance(token, str) or len(token.strip()) < MIN_PERSON_TOKEN_CHARS:
+            raise ConfigError(f"STOVE_API_TOKENS[{name!r}]: the token must be a string of at least "
+                              f"{MIN_PERSON_TOKEN_CHARS} characters")
+        token = token.strip()
+        if token in seen:
+            raise ConfigError(f"STOVE_API_TOKENS[{name!r}]: every person needs a token of their own")
+        seen.add(token)
+        tokens[name] = token
+    return tokens
+
+
 def resolve_api_token(configured: str, token_file: str) -> tuple[str, str]:
     """The bearer token for mutating endpoints, and where it came from.
 
