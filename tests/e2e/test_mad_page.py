@@ -109,3 +109,23 @@ def test_bad_input_shows_the_api_message(browser, live_server):
     browser.find_element(By.ID, "mad-run").click()
     WebDriverWait(browser, 10).until(lambda b: "not valid JSON" in error.text)
     assert not browser.find_elements(By.CSS_SELECTOR, "#mad-error b")  # shown as text, never as HTML
+
+
+def test_effective_sample_size_is_shown_with_its_chart(browser, live_server):
+    open_page(browser, live_server)
+    fill(browser, {"mad-loop": "fresh_data", "mad-dim": 2, "mad-lam": 1, "mad-n-real": 100, "mad-n-synth": 100,
+                   "mad-generations": 10, "mad-replicates": 16, "mad-n-eval": 100})
+    browser.find_element(By.ID, "mad-effective").click()
+    browser.find_element(By.ID, "mad-run").click()
+    wait_done(browser)
+    summary = browser.find_element(By.ID, "mad-summary").text
+    assert "n_e ≈ " in summary and "n_e / n_real = " in summary
+    chart = browser.find_element(By.CSS_SELECTOR, '#mad-charts canvas[data-metric="effective"]')
+    assert canvas_has_ink(browser, chart)
+
+    # Asked for with another loop: the API's message, and no stale summary.
+    fill(browser, {"mad-loop": "fully_synthetic"})
+    browser.find_element(By.ID, "mad-run").click()
+    error = browser.find_element(By.ID, "mad-error")
+    WebDriverWait(browser, 10).until(lambda b: error.is_displayed())
+    assert "fresh_data loop only" in error.text

@@ -163,12 +163,12 @@ def test_bad_input_gives_422(client, overrides, field):
 def test_numerical_failure_is_a_422_not_a_500(client, monkeypatch):
     import numpy as np
 
-    from backend.services.mad import blueprint
+    from backend.services.mad import tasks
 
-    def broken(cfg):
+    def broken(cfg, progress=None):
         raise np.linalg.LinAlgError("Eigenvalues did not converge")
 
-    monkeypatch.setattr(blueprint, "simulate", broken)
+    monkeypatch.setattr(tasks, "simulate", broken)
     r = client.post("/api/mad/simulate", json=SMALL)
     assert r.status_code == 422 and "degenerate" in r.get_json()["error"]
 
@@ -242,3 +242,67 @@ def test_numbers_stay_finite_in_json(client):
     rows = r.get_json()["rows"]
     assert rows[0]["logdet"] is None
     assert all(np.isfinite(row["fd"]) for row in rows)
+
+
+FRESH = {"loop": "fresh_data", "n_real": 100, "n_synth": 100, "generations": 20, "metrics": [],
+         "effective_sample_size": True}
+
+
+def test_effective_sample_size_is_answered_with_its_reference_curve(client):
+    from backend.services.mad.effective import invert_curve
+
+    r = client.post("/api/mad/simulate", json={**FRESH, "lam": 1.0, "replicates": 64, "seed": 5})
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    e = body["effective"]
+    sizes, curve = np.array(e["sizes"]), np.array(e["curve"])
+    assert len(sizes) == len(curve) >= 10 and np.all(np.diff(sizes) > 0)
+    assert curve[0] > 5 * curve[-1]  # more real data, a better fit
+    assert e["n_e"] == pytest.approx(invert_curve(sizes, curve, e["limit"]))
+    assert e["ratio"] == pytest.approx(e["n_e"] / 100) and not e["clamped"]
+    assert e["limit"] == pytest.approx(np.mean([row["fd"] for row in body["rows"][10:]]))
+    assert e["limit_se"] > 0
+    # Unbiased sampling (lam = 1): the synthetic data helps, n_e > n_r (spec §5.3).
+    assert e["ratio"] > 1.1
+    assert body["work"] > client.post("/api/mad/simulate", json={**FRESH, "effective_sample_size": False}).get_json()["work"]
+
+
+def test_effective_sample_size_falls_below_n_real_with_biased_sampling(client):
+    # d = 10, lam = 0.7: n_e / n_r crosses 1 near n_s = 150-180 (spec §5.3); at n_s = 400 it is well below.
+    body = {**FRESH, "dim": 10, "n_real": 500, "n_synth": 400, "lam": 0.7, "generations": 30, "replicates": 8}
+    e = client.post("/api/mad/simulate", json=body).get_json()["effective"]
+    assert e["ratio"] < 0.8 and not e["clamped"]
+
+
+def test_effective_sample_size_is_null_unless_asked_and_only_for_fresh_data(client):
+    assert client.post("/api/mad/simulate", json=SMALL).get_json()["effective"] is None
+    r = client.post("/api/mad/simulate", json={**SMALL, "effective_sample_size": True})
+    assert r.status_code == 422 and "fresh_data loop only" in r.get_json()["error"]
+    r = client.post("/api/mad/simulate", json={**FRESH, "effective_sample_size": "yes please"})
+    assert r.status_code == 422 and r.get_json()["field"] == "effective_sample_size"
+    # The reference fits reach 8 (n_real + n_synth) samples: that is capped too, and named.
+    r = client.post("/api/mad/simulate", json={**FRESH, "n_real": 20000, "n_synth": 20000, "generations": 1,
+                                               "replicates": 1})
+    body = r.get_json()
+    assert r.status_code == 422 and "MAD_MAX_TRAINING_SET" in body["error"]
+    assert body["field"] == "effective_sample_size"
+
+
+def test_effective_sample_size_job_reports_progress_through_the_reference_fits():
+    ctx = LocalContext()
+    result = simulate_job(SimulateJobParams(**FRESH, replicates=4), ctx)
+    fractions = [f for f, _ in ctx.updates]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    messages = [m for _, m in ctx.updates]
+    assert "generation 20/20" in messages and messages[-1].startswith("real-only reference fit 28/")
+    assert result["effective"]["n_e"] > 0
+
+
+def test_reference_grid_starts_where_every_model_can_fit():
+    from backend.services.mad.effective import reference_sizes
+
+    grid = reference_sizes(SimulateParams(model="gmm", target="grid25", loop="fresh_data", n_real=10, n_synth=30)
+                           .to_config())
+    assert grid[0] >= 25 and grid[-1] >= 4 * grid[0]  # one sample per component, and a real range
+    tiny = reference_sizes(SimulateParams(dim=50, loop="fresh_data", n_real=3, n_synth=2).to_config())
+    assert tiny[0] == 52 and tiny[-1] == 208

@@ -7,20 +7,17 @@ reports progress and can be cancelled. ``mode`` forces one path ("sync" refuses 
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from flask import current_app, render_template, url_for
 
 from backend import jobs
-from backend.services.mad import tasks  # noqa: F401 - registers the mad.simulate job kind
-from backend.services.mad.loops import estimate_work, simulate
+from backend.services.mad import tasks  # also registers the mad.simulate job kind
 from backend.services.mad.schemas import (
     SimulateParams,
     SimulateResponse,
     cap_violation,
     describe,
-    result_payload,
+    total_work,
     work_violation,
 )
 from backend.web import limits
@@ -68,12 +65,12 @@ def simulate_endpoint(body: SimulateParams):
         limits.check(found[0], found[1], field=found[2])
     try:
         cfg = body.to_config()
+        found = work_violation(body, cfg, caps)  # also builds the n_e reference fits' configurations
     except ValueError as exc:
         raise ApiError(422, f"invalid simulation: {exc}", code="invalid") from None
-    found = work_violation(body, cfg, caps)
     if found is not None:
         raise ApiError(422, describe(found, caps), code="limit_exceeded", field=found[2])
-    work = estimate_work(cfg)
+    work = total_work(body, cfg)
     sync_cap = caps["MAD_SYNC_MAX_WORK"]
     if body.mode == "sync" and work > sync_cap:
         raise ApiError(
@@ -87,12 +84,10 @@ def simulate_endpoint(body: SimulateParams):
         status_url = url_for("jobs.get_job", job_id=job_id)
         payload = {"status": "queued", "job_id": job_id, "status_url": status_url, "work": work}
         return payload, 202, {"Location": status_url}
-    start = time.perf_counter()
     try:
-        result = simulate(cfg)
+        return tasks.run_simulation(body)
     except np.linalg.LinAlgError as exc:  # safety net: inputs are bounded so that this should not happen
         raise ApiError(422, f"the simulation became numerically degenerate: {exc}", code="degenerate") from None
-    return result_payload(result, round(time.perf_counter() - start, 3))
 
 
 @bp.get("/mad")

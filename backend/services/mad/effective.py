@@ -10,24 +10,43 @@ from dataclasses import replace
 
 import numpy as np
 
-from backend.services.mad.loops import SimConfig, simulate
+from backend.services.mad.loops import Progress, SimConfig, SimResult, estimate_work, simulate
+
+REFERENCE_REPLICATES = 64  # chains per point of the real-only curve E FD(n)
 
 
-def real_only_fd_curve(cfg: SimConfig, sizes: np.ndarray, *, replicates: int = 64, seed: int = 1) -> np.ndarray:
+def reference_sizes(cfg: SimConfig) -> np.ndarray:
+    """The grid of real-only sample sizes n on which E FD(n) is measured (wide enough to bracket n_e)."""
+    # From a size every model can fit (a mixture needs a sample per component) over at least a factor of 4.
+    low = max(cfg.dim + 2, cfg.n_real // 8, 4, cfg.components if cfg.model == "gmm" else 0)
+    high = max(8 * (cfg.n_real + cfg.n_synth), 4 * low)
+    return np.unique(np.geomspace(low, high, 28).astype(int))
+
+
+def _reference_configs(cfg: SimConfig, sizes: np.ndarray, replicates: int, seed: int) -> list[SimConfig]:
+    return [
+        replace(cfg, loop="fully_synthetic", n_ini=int(n), generations=1, replicates=replicates, metrics=(),
+                scatter_points=0, seed=seed * 100003 + i)
+        for i, n in enumerate(sizes)
+    ]
+
+
+def reference_work(cfg: SimConfig, replicates: int = REFERENCE_REPLICATES) -> float:
+    """Estimated work of the real-only curve that n_e needs (same units as ``estimate_work``)."""
+    return sum(estimate_work(c) for c in _reference_configs(cfg, reference_sizes(cfg), replicates, 0))
+
+
+def real_only_fd_curve(
+    cfg: SimConfig, sizes: np.ndarray, *, replicates: int = REFERENCE_REPLICATES, seed: int = 1,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """E FD of ``cfg.model`` fitted on n real samples, for each n in ``sizes`` (Monte-Carlo, mean over replicates)."""
     values = []
-    for i, n in enumerate(sizes):
-        one = replace(
-            cfg,
-            loop="fully_synthetic",
-            n_ini=int(n),
-            generations=1,
-            replicates=replicates,
-            metrics=(),
-            scatter_points=0,
-            seed=seed * 100003 + i,
-        )
+    configs = _reference_configs(cfg, np.asarray(sizes), replicates, seed)
+    for i, one in enumerate(configs):
         values.append(simulate(one).per_replicate["fd"][0].mean())
+        if progress:
+            progress((i + 1) / len(configs), f"real-only reference fit {i + 1}/{len(configs)}")
     return np.asarray(values)
 
 
@@ -48,28 +67,29 @@ def effective_sample_size(
     cfg: SimConfig,
     *,
     sizes: np.ndarray | None = None,
-    ref_replicates: int = 64,
+    ref_replicates: int = REFERENCE_REPLICATES,
     burn_in: float = 0.5,
     curve: np.ndarray | None = None,
+    run: SimResult | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """n_e and n_e / n_r for a fresh-data configuration.
 
     The limit is the FD averaged over the generations after ``burn_in`` (fraction of T) and all replicates;
-    the reference curve (real-only fits on ``sizes``) can be passed in to share it between configurations.
+    the reference curve (real-only fits on ``sizes``) can be passed in to share it between configurations,
+    and so can a finished ``run`` of ``cfg`` (the API's own simulation), which is then not repeated.
     """
     if cfg.loop != "fresh_data":
         raise ValueError("n_e is defined for the fresh-data loop")
-    if sizes is None:
-        low = max(cfg.dim + 2, cfg.n_real // 8, 4)
-        sizes = np.unique(np.geomspace(low, 8 * (cfg.n_real + cfg.n_synth), 28).astype(int))
-    sizes = np.asarray(sizes)
-    run = simulate(replace(cfg, metrics=(), scatter_points=0))
+    sizes = reference_sizes(cfg) if sizes is None else np.asarray(sizes)
+    if run is None:
+        run = simulate(replace(cfg, metrics=(), scatter_points=0))
     start = min(int(burn_in * cfg.generations), cfg.generations - 1)
     per_chain = run.per_replicate["fd"][start:].mean(axis=0)
     limit = float(per_chain.mean())
     limit_se = float(per_chain.std(ddof=1) / np.sqrt(len(per_chain))) if len(per_chain) > 1 else float("nan")
     if curve is None:
-        curve = real_only_fd_curve(cfg, sizes, replicates=ref_replicates, seed=cfg.seed + 7)
+        curve = real_only_fd_curve(cfg, sizes, replicates=ref_replicates, seed=cfg.seed + 7, progress=progress)
     n_e = invert_curve(sizes, curve, limit)
     return {
         "limit": limit,

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from backend.services.mad.effective import REFERENCE_REPLICATES, reference_sizes, reference_work
 from backend.services.mad.loops import EXTRA_METRICS, SimConfig, estimate_work
 from backend.services.mad.targets import GaussianTarget, gaussian, grid25, ring
 
@@ -59,6 +60,11 @@ class SimulateParams(BaseModel):
     scatter_points: int | None = Field(
         default=None, ge=0, description="2-D points per generation returned for plotting; default 300 for mixtures"
     )
+    effective_sample_size: bool = Field(
+        default=False,
+        description="fresh_data only: also estimate n_e (paper Eq. 4), the real-only sample size whose fit is as "
+        "good as the loop's limit, from a real-only reference curve (its work counts towards the caps)",
+    )
     seed: int = Field(default=0, ge=0, le=2**63 - 1)
     mode: Literal["auto", "sync", "job"] = Field(
         default="auto", description="auto: answer small runs directly and start a job for larger ones"
@@ -81,6 +87,8 @@ class SimulateParams(BaseModel):
                 raise ValueError("target_cov must be symmetric")
             if np.linalg.eigvalsh(cov).min() < -1e-9 * max(1.0, np.abs(cov).max()):
                 raise ValueError("target_cov must be positive semi-definite")
+        if self.effective_sample_size and self.loop != "fresh_data":
+            raise ValueError("effective_sample_size is defined for the fresh_data loop only")
         if self.loop == "fresh_data" and self.n_real < 1:
             raise ValueError("the fresh_data loop needs n_real >= 1")
         if self.generations > 1 and self.loop == "fully_synthetic" and self.n_synth < 2:
@@ -148,15 +156,27 @@ def cap_violation(params: SimulateParams, caps: Mapping[str, Any]) -> tuple[str,
     return None
 
 
+def total_work(params: SimulateParams, cfg: SimConfig) -> float:
+    """The run's estimated work, plus the real-only reference curve when n_e is asked for."""
+    return estimate_work(cfg) + (reference_work(cfg) if params.effective_sample_size else 0.0)
+
+
 def work_violation(params: SimulateParams, cfg: SimConfig, caps: Mapping[str, Any]) -> tuple[str, float, str] | None:
     """Caps on the whole run: training-set size, memory held at once, estimated work."""
     size = max(cfg.n_ini, cfg.training_size)
     field = "n_synth" if cfg.source == "accumulate" else "replicates"
-    for name, value, where in (
+    checks = [
         ("MAD_MAX_TRAINING_SET", size, "n_synth"),
         ("MAD_MAX_ARRAY_ELEMENTS", cfg.replicates * size * cfg.dim, field),
-        ("MAD_MAX_WORK", estimate_work(cfg), "replicates"),
-    ):
+    ]
+    if params.effective_sample_size:  # the reference fits go up to 8 (n_real + n_synth) real samples
+        largest = int(reference_sizes(cfg)[-1])
+        checks += [
+            ("MAD_MAX_TRAINING_SET", largest, "effective_sample_size"),
+            ("MAD_MAX_ARRAY_ELEMENTS", REFERENCE_REPLICATES * largest * cfg.dim, "effective_sample_size"),
+        ]
+    checks.append(("MAD_MAX_WORK", total_work(params, cfg), "replicates"))
+    for name, value, where in checks:
         if value > caps[name]:
             return name, value, where
     return None
@@ -201,7 +221,24 @@ def app_caps() -> Mapping[str, Any] | None:
     return current_app.config if has_app_context() else None
 
 
-def result_payload(result, elapsed_s: float | None) -> dict[str, Any]:
+def _finite_or_none(value: float) -> float | None:
+    return float(value) if np.isfinite(value) else None
+
+
+def effective_payload(found: dict[str, Any]) -> dict[str, Any]:
+    """``effective_sample_size``'s answer as JSON (no NaN: one chain has no standard error)."""
+    return {
+        "n_e": found["n_e"],
+        "ratio": found["ratio"],
+        "limit": found["limit"],
+        "limit_se": _finite_or_none(found["limit_se"]),
+        "clamped": found["clamped"],
+        "sizes": found["sizes"],
+        "curve": [float(v) for v in found["curve"]],
+    }
+
+
+def result_payload(result, elapsed_s: float | None, effective: dict[str, Any] | None = None) -> dict[str, Any]:
     """JSON of a finished run (what the endpoint answers and the job returns)."""
     cfg = result.config
     target = cfg.target
@@ -217,12 +254,23 @@ def result_payload(result, elapsed_s: float | None) -> dict[str, Any]:
         "target_trace": float(np.trace(target.cov)),
         "bandwidth": result.bandwidth,
         "eval_replicates": cfg.eval_chains if any(m in cfg.extra_metrics for m in EXTRA_METRICS) else 0,
-        "work": estimate_work(cfg),
+        "work": estimate_work(cfg) + (reference_work(cfg) if effective is not None else 0.0),
+        "effective": None if effective is None else effective_payload(effective),
         "elapsed_s": elapsed_s,
         "job_id": None,
         "status_url": None,
         "gaussian_target": isinstance(target, GaussianTarget),
     }
+
+
+class EffectiveSize(BaseModel):
+    n_e: float = Field(description="real-only sample size whose expected FD equals the loop's limit")
+    ratio: float = Field(description="n_e / n_real: >= 1 means the synthetic data helps (is 'admissible')")
+    limit: float = Field(description="the loop's limiting FD: mean over the second half of the generations")
+    limit_se: float | None = Field(description="its standard error over the chains (null for one chain)")
+    clamped: bool = Field(description="n_e hit the edge of the reference grid (a bound, not an estimate)")
+    sizes: list[int] = Field(description="the reference grid of real-only sample sizes n")
+    curve: list[float] = Field(description="E FD(n) of the real-only fits on that grid")
 
 
 class SimulateResponse(BaseModel):
@@ -246,3 +294,4 @@ class SimulateResponse(BaseModel):
     job_id: str | None = Field(default=None, description="queued: the mad.simulate job")
     status_url: str | None = Field(default=None, description="queued: poll this (GET /api/jobs/<id>)")
     gaussian_target: bool | None = None
+    effective: EffectiveSize | None = Field(default=None, description="n_e, when effective_sample_size was asked")

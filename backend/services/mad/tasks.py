@@ -1,19 +1,35 @@
-"""The ``mad.simulate`` job: a simulation run with progress and cancellation through the job layer."""
+"""Running one simulation request (the loop, then n_e when asked), directly or as the ``mad.simulate`` job."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from backend.jobs import JobContext, task
-from backend.services.mad.loops import simulate
-from backend.services.mad.schemas import SimulateJobParams, result_payload
+from backend.services.mad.effective import effective_sample_size
+from backend.services.mad.loops import Progress, estimate_work, simulate
+from backend.services.mad.schemas import SimulateJobParams, SimulateParams, result_payload, total_work
+
+
+def run_simulation(params: SimulateParams, progress: Progress | None = None) -> dict[str, Any]:
+    """The answer to one request; progress is shared between the loop and n_e's reference curve by their work."""
+    cfg = params.to_config()
+    start = time.perf_counter()
+    share = estimate_work(cfg) / total_work(params, cfg)
+
+    def part(offset: float, width: float) -> Progress | None:
+        return None if progress is None else (lambda f, message: progress(offset + width * f, message))
+
+    result = simulate(cfg, part(0.0, share))
+    effective = None
+    if params.effective_sample_size:
+        effective = effective_sample_size(cfg, run=result, progress=part(share, 1.0 - share))
+    return result_payload(result, round(time.perf_counter() - start, 3), effective)
 
 
 @task("mad.simulate", params=SimulateJobParams)
 def simulate_job(params: SimulateJobParams, ctx: JobContext) -> dict:
     """Run a self-consuming loop simulation (POST /api/mad/simulate's long runs)."""
-    start = time.perf_counter()
     ctx.progress(0.0, "starting")
-    # ctx.progress raises JobCancelled after a cancel request: the loop stops at the next generation.
-    result = simulate(params.to_config(), ctx.progress)
-    return result_payload(result, round(time.perf_counter() - start, 3))
+    # ctx.progress raises JobCancelled after a cancel request: the run stops at the next generation or fit.
+    return run_simulation(params, ctx.progress)
