@@ -68,7 +68,7 @@ class JobList(BaseModel):
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(default=50, ge=1, description="at most JOBS_LIST_MAX")
+    limit: int = Field(default=50, ge=1, description="at most JOBS_LIST_MAX", json_schema_extra={"x-limit": "JOBS_LIST_MAX"})
     status: Status | None = None
     kind: str | None = Field(default=None, max_length=100)
 

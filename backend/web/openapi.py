@@ -103,6 +103,35 @@ def _operation(spec: EndpointSpec, rule_path: str, components: dict[str, Any]) -
     return operation
 
 
+_LIMIT_KEYWORD = {"integer": "maximum", "number": "maximum", "string": "maxLength", "array": "maxItems",
+                  "object": "maxProperties"}
+
+
+def _apply_limits(node: Any, config: Any) -> None:
+    """Fill in the configured numbers of fields declared ``json_schema_extra={"x-limit": "<CONFIG_NAME>"}``.
+
+    The handler enforces the same cap (``limits.check``), so the document states what the server accepts
+    under this app's configuration: clients and fuzzers see the bound instead of finding it by a 422.
+    """
+    if isinstance(node, list):
+        for item in node:
+            _apply_limits(item, config)
+        return
+    if not isinstance(node, dict):
+        return
+    name = node.get("x-limit")
+    if name is not None:
+        if not isinstance(config.get(name), (int, float)):
+            raise ValueError(f"x-limit {name!r} is not a numeric setting in the config")
+        types = [node.get("type")] + [alt.get("type") for alt in node.get("anyOf", []) if isinstance(alt, dict)]
+        keyword = next((_LIMIT_KEYWORD[t] for t in types if t in _LIMIT_KEYWORD), None)
+        if keyword is not None:
+            value = config[name] if keyword == "maximum" else int(config[name])
+            node[keyword] = min(node[keyword], value) if keyword in node else value
+    for value in node.values():
+        _apply_limits(value, config)
+
+
 def build_openapi(app: Flask) -> dict[str, Any]:
     components: dict[str, Any] = {}
     _schema(ErrorResponse, components, "serialization")
@@ -114,6 +143,8 @@ def build_openapi(app: Flask) -> dict[str, Any]:
             continue
         path = _converter.sub(r"{\1}", rule.rule)
         paths.setdefault(path, {})[spec.method.lower()] = _operation(spec, rule.rule, components)
+    _apply_limits(paths, app.config)
+    _apply_limits(components, app.config)
     return {
         "openapi": "3.1.0",
         "info": {

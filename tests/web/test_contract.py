@@ -146,3 +146,57 @@ def test_endpoints_that_answer_401_declare_their_security_scheme(client):
 def test_list_query_parameters_repeat_and_scalars_take_the_last(echo_app):
     body = echo_app.test_client().get("/api/tags-test?tag=a&tag=b&last=x&last=y").json
     assert body == {"tag": ["a", "b"], "last": "y"}
+
+
+def _limited(node, found):
+    """(config name, node) for every schema node that declares an x-limit."""
+    if isinstance(node, dict):
+        if "x-limit" in node:
+            found.append((node["x-limit"], node))
+        for value in node.values():
+            _limited(value, found)
+    elif isinstance(node, list):
+        for item in node:
+            _limited(item, found)
+    return found
+
+
+def test_configured_limits_are_stated_in_the_document(tmp_path):
+    from backend import create_app
+    from tests.conftest import config_for_tests
+
+    app = create_app(config_for_tests(tmp_path, CONTINUATION_MAX_NEW_TOKENS=7, STOVE_TIMER_MAX_MIN=30.5,
+                                      MAD_MAX_DIM=12))
+    spec = app.test_client().get("/api/openapi.json").json
+    found = _limited(spec, [])
+    names = {name for name, _ in found}
+    assert {"MAD_MAX_DIM", "STOVE_TIMER_MAX_MIN", "CONTINUATION_MAX_PROMPT_CHARS", "JOBS_LIST_MAX",
+            "TOKENIZE_MAX_VOCAB_PIECES", "MATRIX_MAX_OVERSAMPLE"} <= names
+    for name, node in found:
+        stated = [node[k] for k in ("maximum", "maxLength", "maxItems", "maxProperties") if k in node]
+        assert stated and min(stated) <= app.config[name], (name, node)
+    by_name = {name: node for name, node in found}
+    assert by_name["CONTINUATION_MAX_NEW_TOKENS"]["maximum"] == 7
+    assert by_name["STOVE_TIMER_MAX_MIN"]["maximum"] == 30.5
+    assert by_name["MAD_MAX_DIM"]["maximum"] == 12
+    assert by_name["CONTINUATION_MAX_PROMPT_CHARS"]["maxLength"] == app.config["CONTINUATION_MAX_PROMPT_CHARS"]
+    assert by_name["TOKENIZE_MAX_VOCAB_PIECES"]["maxProperties"] == app.config["TOKENIZE_MAX_VOCAB_PIECES"]
+    # The stated bound is the enforced one: one over it is refused, naming the limit.
+    r = app.test_client().post("/api/continue", json={"prompt": "白云", "max_new_tokens": 8})
+    assert r.status_code == 422 and "CONTINUATION_MAX_NEW_TOKENS=7" in r.json["error"]
+    assert app.test_client().post("/api/continue", json={"prompt": "白云", "max_new_tokens": 7}).status_code == 200
+
+
+def test_an_x_limit_without_a_setting_fails_the_build(echo_app):
+    class Capped(BaseModel):
+        n: int = Field(json_schema_extra={"x-limit": "NO_SUCH_LIMIT"})
+
+    bp = ApiBlueprint("capped", __name__)
+
+    @bp.api("POST", "/api/capped", body=Capped)
+    def capped(body: Capped) -> dict:
+        return {}
+
+    echo_app.register_blueprint(bp)
+    with pytest.raises(ValueError, match="NO_SUCH_LIMIT"):
+        build_openapi(echo_app)

@@ -76,7 +76,7 @@ class ScoreResponse(BaseModel):
 class RelposRequest(BaseModel):
     mode: Literal["rope", "rerope", "leaky"] = Field(description="rope: i - j; rerope: min(i - j, w); "
                                                      "leaky: i - j inside the window, w + (i - j - w) / k past it")
-    n: int = Field(ge=1, description="sequence length: the matrix is n x n (at most ATTENTION_RELPOS_MAX_N)")
+    n: int = Field(ge=1, description="sequence length: the matrix is n x n (at most ATTENTION_RELPOS_MAX_N)", json_schema_extra={"x-limit": "ATTENTION_RELPOS_MAX_N"})
     window: int | None = Field(None, ge=1, le=1_000_000, validate_default=True,
                                description="w, required for rerope and leaky")
     k: float | None = Field(None, ge=1e-3, le=1e6, allow_inf_nan=False, validate_default=True,

@@ -29,23 +29,23 @@ class SimulateParams(BaseModel):
     target: Literal["gaussian", "grid25", "ring"] = Field(
         default="gaussian", description="N(0, target_cov), the 5x5 grid of Gaussians, or a ring of 8 (both 2-D)"
     )
-    dim: int = Field(default=2, ge=1, description="dimension (mixture targets: 2); at most MAD_MAX_DIM")
+    dim: int = Field(default=2, ge=1, description="dimension (mixture targets: 2); at most MAD_MAX_DIM", json_schema_extra={"x-limit": "MAD_MAX_DIM"})
     target_cov: list[list[float]] | None = Field(
         default=None, description="covariance of the Gaussian target (dim x dim, symmetric PSD); default identity"
     )
     loop: Literal["fully_synthetic", "synthetic_augmentation", "fresh_data"] = "fully_synthetic"
     lam: float = Field(default=1.0, gt=0, le=1, description="sampling bias lambda in (0, 1]")
-    n_ini: int = Field(default=100, ge=2, description="real samples of generation 1 (the fixed set in augmentation)")
-    n_real: int = Field(default=100, ge=0, description="fresh real samples per generation (fresh_data loop)")
-    n_synth: int = Field(default=100, ge=0, description="synthetic samples per generation")
-    generations: int = Field(default=20, ge=1)
-    replicates: int = Field(default=8, ge=1, description="independent chains; rows average over them")
+    n_ini: int = Field(default=100, ge=2, description="real samples of generation 1 (the fixed set in augmentation)", json_schema_extra={"x-limit": "MAD_MAX_SAMPLES"})
+    n_real: int = Field(default=100, ge=0, description="fresh real samples per generation (fresh_data loop)", json_schema_extra={"x-limit": "MAD_MAX_SAMPLES"})
+    n_synth: int = Field(default=100, ge=0, description="synthetic samples per generation", json_schema_extra={"x-limit": "MAD_MAX_SAMPLES"})
+    generations: int = Field(default=20, ge=1, json_schema_extra={"x-limit": "MAD_MAX_GENERATIONS"})
+    replicates: int = Field(default=8, ge=1, description="independent chains; rows average over them", json_schema_extra={"x-limit": "MAD_MAX_REPLICATES"})
     estimator: Literal["unbiased", "mle"] = Field(default="unbiased", description="Gaussian covariance fit")
     source: Literal["last", "last_k", "accumulate"] = Field(
         default="last", description="synthetic data from G_{t-1}, the last k_last models, or an accumulating pool"
     )
     k_last: int = Field(default=2, ge=1, le=1000)
-    gmm_components: int | None = Field(default=None, ge=1, description="default: the target's number of modes")
+    gmm_components: int | None = Field(default=None, ge=1, description="default: the target's number of modes", json_schema_extra={"x-limit": "MAD_MAX_GMM_COMPONENTS"})
     em_iters: int = Field(default=60, ge=1, le=500)
     kde_bandwidth: float | None = Field(
         default=None, gt=0, le=1e6, description="default: Scott's rule on the first real set"
@@ -55,11 +55,11 @@ class SimulateParams(BaseModel):
         description="extra metric groups: precision/recall (k=5), modes covered, empirical W2; "
         "default pr+modes for mixtures, pr for dim <= 20",
     )
-    n_eval: int = Field(default=1000, ge=10, description="samples per chain for the sample-based metrics")
+    n_eval: int = Field(default=1000, ge=10, description="samples per chain for the sample-based metrics", json_schema_extra={"x-limit": "MAD_MAX_EVAL"})
     eval_replicates: int | None = Field(default=None, ge=1, description="chains that get sample-based metrics")
     scatter_points: int | None = Field(
         default=None, ge=0, description="2-D points per generation returned for plotting; default 300 for mixtures"
-    )
+    , json_schema_extra={"x-limit": "MAD_MAX_SCATTER_POINTS"})
     effective_sample_size: bool = Field(
         default=False,
         description="fresh_data only: also estimate n_e (paper Eq. 4), the real-only sample size whose fit is as "

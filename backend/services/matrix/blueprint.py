@@ -104,9 +104,9 @@ def lowrank(body: LowRankRequest, files: dict[str, FileStorage]) -> dict:
     if body.rank > min(a.shape):
         raise ApiError(422, f"rank must be between 1 and min(rows, columns) = {min(a.shape)}, got {body.rank}",
                        field="rank")
-    if body.method == "randomized":
-        limits.check("MATRIX_MAX_OVERSAMPLE", body.oversample, field="oversample")
-        limits.check("MATRIX_MAX_POWER_ITERS", body.power_iters, field="power_iters")
+    # checked whatever the method: the contract states these maxima for every request
+    limits.check("MATRIX_MAX_OVERSAMPLE", body.oversample, field="oversample")
+    limits.check("MATRIX_MAX_POWER_ITERS", body.power_iters, field="power_iters")
     if body.return_factors:
         limits.check("MATRIX_MAX_RETURN_ENTRIES", body.rank * (sum(a.shape) + 1), field="return_factors")
     return lowrank_result(a, body)

@@ -81,7 +81,7 @@ class CommandResultOut(BaseModel):
 class TimerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     minutes: float = Field(gt=0, allow_inf_nan=False, strict=True,
-                           description="minutes from now; capped by STOVE_TIMER_MAX_MIN")
+                           description="minutes from now; capped by STOVE_TIMER_MAX_MIN", json_schema_extra={"x-limit": "STOVE_TIMER_MAX_MIN"})
 
 
 class TimerOut(BaseModel):
@@ -97,7 +97,7 @@ class CancelOut(BaseModel):
 
 class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    limit: int = Field(default=100, ge=1, description="rows, newest first (at most STOVE_AUDIT_PAGE_MAX)")
+    limit: int = Field(default=100, ge=1, description="rows, newest first (at most STOVE_AUDIT_PAGE_MAX)", json_schema_extra={"x-limit": "STOVE_AUDIT_PAGE_MAX"})
     burner: str | None = Field(default=None, description="only this burner")
     before_id: int | None = Field(default=None, ge=1, le=2**63 - 1, description="rows older than this id (paging)")
 

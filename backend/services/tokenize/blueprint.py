@@ -37,7 +37,7 @@ ERRORS = {
 # ---------------------------------------------------------------- models (these are the OpenAPI document)
 class _Segmenting(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, description="the text to segment (at most TOKENIZE_MAX_TEXT_CHARS characters)")
+    text: str = Field(min_length=1, description="the text to segment (at most TOKENIZE_MAX_TEXT_CHARS characters)", json_schema_extra={"x-limit": "TOKENIZE_MAX_TEXT_CHARS"})
     method: Literal["viterbi", "sample", "legacy-sample", "ffbs"] = Field(
         "sample",
         description="sample: corrected one-pass Viterbi Sampling (exact); legacy-sample: the original Viterbi "
@@ -53,7 +53,7 @@ class _Segmenting(BaseModel):
         None,
         description="character-level vocabulary {piece: log-prob in [-1e4, 1e4]} (at most "
         "TOKENIZE_MAX_VOCAB_PIECES entries, pieces of at most TOKENIZE_MAX_PIECE_CHARS characters); give this or model",
-    )
+     json_schema_extra={"x-limit": "TOKENIZE_MAX_VOCAB_PIECES"})
     model: ModelName | None = Field(None, description="a built-in vocabulary (default: 'default')")
 
     @model_validator(mode="after")
@@ -80,7 +80,7 @@ class TokenizeOut(BaseModel):
 
 
 class DistributionIn(_Segmenting):
-    samples: int = Field(2000, ge=1, strict=True, description="samples drawn (at most TOKENIZE_MAX_PAGE_SAMPLES)")
+    samples: int = Field(2000, ge=1, strict=True, description="samples drawn (at most TOKENIZE_MAX_PAGE_SAMPLES)", json_schema_extra={"x-limit": "TOKENIZE_MAX_PAGE_SAMPLES"})
     top: int = Field(12, ge=1, le=50, strict=True, description="how many of the most frequent segmentations")
 
 
