@@ -31,7 +31,11 @@ _JOB_ID = re.compile(r"^[0-9a-f]{32}$")
 class SubmitJob(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(min_length=1, max_length=100, description='"<service>.<task>" (GET /api/jobs/kinds)')
+    kind: str = Field(
+        min_length=1, max_length=100, description='"<service>.<task>" (GET /api/jobs/kinds has their params)',
+        # the kinds registered when the document is built (services register theirs at import)
+        json_schema_extra=lambda schema: schema.update(enum=sorted(TASKS)),
+    )
     params: dict[str, Any] = Field(default_factory=dict, description="the task's parameters, validated before queueing")
 
 

@@ -253,6 +253,11 @@ def test_jobs_page_and_openapi(client):
     paths = client.get("/api/openapi.json").get_json()["paths"]
     assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/result", "/api/jobs/kinds"} <= set(paths)
     assert client.get("/static/jobs/jobs.js").status_code == 200
+    # The document lists the kinds this backend runs, the same as GET /api/jobs/kinds.
+    schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
+    listed = [k["kind"] for k in client.get("/api/jobs/kinds").get_json()["kinds"]]
+    assert schemas["SubmitJob"]["properties"]["kind"]["enum"] == sorted(listed)
+    assert {"jobs.demo_sleep", "mad.simulate", "matrix.lowrank"} <= set(listed)
 
 
 # --- the Python helpers views use -----------------------------------------------------------------
