@@ -12,8 +12,8 @@ from backend.jobs import init_app, manager, public
 from backend.jobs.manager import JobError
 from backend.jobs.records import STATUSES
 from backend.jobs.registry import TASKS
-from backend.web import limits
 from backend.web.api import ApiBlueprint
+from backend.web.caps import capped_by
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
@@ -72,7 +72,9 @@ class JobList(BaseModel):
 class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    limit: int = Field(default=50, ge=1, description="at most JOBS_LIST_MAX", json_schema_extra={"x-limit": "JOBS_LIST_MAX"})
+    limit: int = Field(
+        default=50, ge=1, description="at most JOBS_LIST_MAX", json_schema_extra=capped_by("JOBS_LIST_MAX")
+    )
     status: Status | None = None
     kind: str | None = Field(default=None, max_length=100)
 
@@ -121,7 +123,6 @@ def submit_job(body: SubmitJob):
 
 @bp.api("GET", "/api/jobs", query=ListQuery, response=JobList, summary="Recent jobs, newest first")
 def list_jobs(query: ListQuery) -> dict:
-    limits.check("JOBS_LIST_MAX", query.limit, field="limit")
     jobs = _call(manager().list, limit=query.limit, status=query.status, kind=query.kind)
     return {"jobs": [public(job) for job in jobs]}
 

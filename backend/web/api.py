@@ -21,6 +21,7 @@ from typing import Any, Union, get_args, get_origin
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 
+from backend.web import limits
 from backend.web.errors import ApiError
 
 JSON_BODY = "application/json"
@@ -103,10 +104,13 @@ def _query_dict(model: type[BaseModel]) -> dict[str, Any]:
 
 
 def _validate(model: type[BaseModel], data: Any, where: str) -> BaseModel:
+    """The request part as ``model``; then its declared caps (``caps.capped_by``), each a 422 naming the setting."""
     try:
-        return model.model_validate(data)
+        valid = model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, where) from None
+    limits.check_declared(valid)
+    return valid
 
 
 def _to_response(result: Any, spec: EndpointSpec) -> Response:

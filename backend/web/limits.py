@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from flask import current_app
+from pydantic import BaseModel
 
+from backend.web.caps import declared, over_message
 from backend.web.errors import ApiError
 
 
@@ -17,10 +19,10 @@ def check(name: str, value: int | float, *, field: str | None = None) -> None:
     limit = cap(name)
     if value > limit:
         status = 413 if name.endswith("_BYTES") else 422
-        what = field or name.lower()
-        raise ApiError(
-            status,
-            f"{what} is {value}, over the limit {name}={limit}",
-            code="limit_exceeded",
-            field=field,
-        )
+        raise ApiError(status, over_message(name, value, limit, field), code="limit_exceeded", field=field)
+
+
+def check_declared(model: BaseModel) -> None:
+    """``check`` every cap the model's fields declare (``caps.capped_by``); ApiBlueprint calls it per request."""
+    for name, value, field in declared(model):
+        check(name, value, field=field)

@@ -9,6 +9,7 @@ from flask import Blueprint, Flask, current_app, jsonify, render_template
 from pydantic import BaseModel, Field
 
 from backend.web.api import JSON_BODY, MULTIPART_BODY, EndpointSpec
+from backend.web.caps import LIMIT_KEY
 
 REF_TEMPLATE = "#/components/schemas/{model}"
 SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <token>"}}
@@ -108,10 +109,10 @@ _LIMIT_KEYWORD = {"integer": "maximum", "number": "maximum", "string": "maxLengt
 
 
 def _apply_limits(node: Any, config: Any) -> None:
-    """Fill in the configured numbers of fields declared ``json_schema_extra={"x-limit": "<CONFIG_NAME>"}``.
+    """Fill in the configured numbers of fields declared ``json_schema_extra=capped_by("<CONFIG_NAME>")``.
 
-    The handler enforces the same cap (``limits.check``), so the document states what the server accepts
-    under this app's configuration: clients and fuzzers see the bound instead of finding it by a 422.
+    ``ApiBlueprint`` enforces the same caps, so the document states what the server accepts under this app's
+    configuration: clients and fuzzers see the bound instead of finding it by a 422.
     """
     if isinstance(node, list):
         for item in node:
@@ -119,7 +120,7 @@ def _apply_limits(node: Any, config: Any) -> None:
         return
     if not isinstance(node, dict):
         return
-    name = node.get("x-limit")
+    name = node.get(LIMIT_KEY)
     if name is not None:
         if not isinstance(config.get(name), (int, float)):
             raise ValueError(f"x-limit {name!r} is not a numeric setting in the config")

@@ -200,3 +200,32 @@ def test_an_x_limit_without_a_setting_fails_the_build(echo_app):
     echo_app.register_blueprint(bp)
     with pytest.raises(ValueError, match="NO_SUCH_LIMIT"):
         build_openapi(echo_app)
+
+
+def test_declared_caps_are_enforced_for_every_endpoint(tmp_path):
+    """One ``capped_by`` declaration: a 422 naming the setting for numbers, text and lists; unset fields pass."""
+    from backend import create_app
+    from backend.web.caps import capped_by
+    from tests.conftest import config_for_tests
+
+    class Capped(BaseModel):
+        n: int = Field(json_schema_extra=capped_by("TEST_MAX_N"))
+        text: str = Field("", json_schema_extra=capped_by("TEST_MAX_N"))
+        items: list[int] | None = Field(None, json_schema_extra=capped_by("TEST_MAX_N"))
+
+    bp = ApiBlueprint("capped_test", __name__)
+
+    @bp.api("POST", "/api/capped-test", body=Capped, summary="capped")
+    def capped(body: Capped):
+        return {"ok": True}
+
+    app = create_app(config_for_tests(tmp_path, TEST_MAX_N=3))
+    app.register_blueprint(bp)
+    client = app.test_client()
+    assert client.post("/api/capped-test", json={"n": 3, "text": "abc", "items": [1, 2, 3]}).status_code == 200
+    assert client.post("/api/capped-test", json={"n": 3}).status_code == 200  # items unset: nothing to measure
+    for payload, field, value in [({"n": 4}, "n", 4), ({"n": 1, "text": "abcd"}, "text", 4),
+                                  ({"n": 1, "items": [1, 2, 3, 4, 5]}, "items", 5)]:
+        r = client.post("/api/capped-test", json=payload)
+        assert r.status_code == 422 and r.json["code"] == "limit_exceeded" and r.json["field"] == field
+        assert r.json["error"] == f"{field} is {value}, over the limit TEST_MAX_N=3"

@@ -20,6 +20,7 @@ from backend.services.attention.positions import rel_pos
 from backend.services.attention.scoring import DEFAULT_DATA, DEFAULT_VARIANTS, DataMissing, ModelStore
 from backend.web import limits
 from backend.web.api import ApiBlueprint
+from backend.web.caps import capped_by
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
@@ -76,7 +77,10 @@ class ScoreResponse(BaseModel):
 class RelposRequest(BaseModel):
     mode: Literal["rope", "rerope", "leaky"] = Field(description="rope: i - j; rerope: min(i - j, w); "
                                                      "leaky: i - j inside the window, w + (i - j - w) / k past it")
-    n: int = Field(ge=1, description="sequence length: the matrix is n x n (at most ATTENTION_RELPOS_MAX_N)", json_schema_extra={"x-limit": "ATTENTION_RELPOS_MAX_N"})
+    n: int = Field(
+        ge=1, description="sequence length: the matrix is n x n (at most ATTENTION_RELPOS_MAX_N)",
+        json_schema_extra=capped_by("ATTENTION_RELPOS_MAX_N"),
+    )
     window: int | None = Field(None, ge=1, le=1_000_000, validate_default=True,
                                description="w, required for rerope and leaky")
     k: float | None = Field(None, ge=1e-3, le=1e6, allow_inf_nan=False, validate_default=True,
@@ -186,7 +190,6 @@ def score(body: ScoreRequest) -> ScoreResponse:
         summary="The relative-position matrix P of RoPE, ReRoPE or Leaky ReRoPE",
         errors={422: "n out of range (over ATTENTION_RELPOS_MAX_N), or window / k missing or out of range"})
 def relpos(body: RelposRequest) -> RelposResponse:
-    limits.check("ATTENTION_RELPOS_MAX_N", body.n, field="n")
     P = rel_pos(body.n, body.n, body.mode, body.window, body.k)
     lower = torch.tril(torch.ones(body.n, body.n, dtype=torch.bool))
     rounded = P.round(decimals=4)

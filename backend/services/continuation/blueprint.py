@@ -15,8 +15,8 @@ from flask import current_app, render_template
 from pydantic import BaseModel, Field, field_validator
 
 from backend.services.continuation.decoding import METHODS, continue_prompt
-from backend.web import limits
 from backend.web.api import ApiBlueprint
+from backend.web.caps import capped_by
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
@@ -30,12 +30,14 @@ EXAMPLES = ["我们明天从白云", "广州的白云", "Always import numpy", "
 
 class ContinueRequest(BaseModel):
     prompt: str = Field(min_length=1, description="the text to continue; it may end in the middle of a token. "
-                        "Literal <s>, </s>, <sep> and <fim_*> are special tokens (never backed off across)", json_schema_extra={"x-limit": "CONTINUATION_MAX_PROMPT_CHARS"})
+                        "Literal <s>, </s>, <sep> and <fim_*> are special tokens (never backed off across)",
+                        json_schema_extra=capped_by("CONTINUATION_MAX_PROMPT_CHARS"))
     method: Literal["naive", "backoff", "backoff-multi", "heal"] = Field(
         "backoff", description="naive; backoff: Su's one-token back-off + renormalised first step; backoff-multi: "
         "dynamic multi-token back-off; heal: Hugging Face style +10 soft bias, one greedy step")
     max_new_tokens: int = Field(16, ge=0, description="ordinary decoding steps after the constrained one(s); "
-                                "at most CONTINUATION_MAX_NEW_TOKENS", json_schema_extra={"x-limit": "CONTINUATION_MAX_NEW_TOKENS"})
+                                "at most CONTINUATION_MAX_NEW_TOKENS",
+                                json_schema_extra=capped_by("CONTINUATION_MAX_NEW_TOKENS"))
     temperature: float = Field(0.0, ge=0.0, le=5.0, allow_inf_nan=False,
                                description="0 = greedy (argmax); otherwise sample at this temperature")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the sampler (ignored when greedy)")
@@ -99,8 +101,6 @@ def _model() -> tuple:
         errors={422: "a field is out of range or over a CONTINUATION_* limit",
                 503: "the model checkpoints are missing"})
 def continue_api(body: ContinueRequest) -> ContinueResponse:
-    limits.check("CONTINUATION_MAX_PROMPT_CHARS", len(body.prompt), field="prompt")
-    limits.check("CONTINUATION_MAX_NEW_TOKENS", body.max_new_tokens, field="max_new_tokens")
     tok, lm = _model()
     with _lock:  # one model instance: keep its pass counter and torch's threads to one request at a time
         out = continue_prompt(lm, tok, body.prompt, body.method, max_new_tokens=body.max_new_tokens,

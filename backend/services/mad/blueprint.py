@@ -85,7 +85,7 @@ def simulate_endpoint(body: SimulateParams):
         payload = {"status": "queued", "job_id": job_id, "status_url": status_url, "work": work}
         return payload, 202, {"Location": status_url}
     try:
-        return tasks.run_simulation(body)
+        return tasks.run_simulation(body, cfg)
     except np.linalg.LinAlgError as exc:  # safety net: inputs are bounded so that this should not happen
         raise ApiError(422, f"the simulation became numerically degenerate: {exc}", code="degenerate") from None
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from backend.services.mad.effective import REFERENCE_REPLICATES, reference_sizes, reference_work
 from backend.services.mad.loops import EXTRA_METRICS, SimConfig, estimate_work
 from backend.services.mad.targets import GaussianTarget, gaussian, grid25, ring
+from backend.web.caps import capped_by, declared
 
 TARGETS = ("gaussian", "grid25", "ring")
 DEFAULT_SCATTER_TOTAL = 100_000
@@ -29,23 +30,41 @@ class SimulateParams(BaseModel):
     target: Literal["gaussian", "grid25", "ring"] = Field(
         default="gaussian", description="N(0, target_cov), the 5x5 grid of Gaussians, or a ring of 8 (both 2-D)"
     )
-    dim: int = Field(default=2, ge=1, description="dimension (mixture targets: 2); at most MAD_MAX_DIM", json_schema_extra={"x-limit": "MAD_MAX_DIM"})
+    dim: int = Field(
+        default=2, ge=1, description="dimension (mixture targets: 2); at most MAD_MAX_DIM",
+        json_schema_extra=capped_by("MAD_MAX_DIM"),
+    )
     target_cov: list[list[float]] | None = Field(
         default=None, description="covariance of the Gaussian target (dim x dim, symmetric PSD); default identity"
     )
     loop: Literal["fully_synthetic", "synthetic_augmentation", "fresh_data"] = "fully_synthetic"
     lam: float = Field(default=1.0, gt=0, le=1, description="sampling bias lambda in (0, 1]")
-    n_ini: int = Field(default=100, ge=2, description="real samples of generation 1 (the fixed set in augmentation)", json_schema_extra={"x-limit": "MAD_MAX_SAMPLES"})
-    n_real: int = Field(default=100, ge=0, description="fresh real samples per generation (fresh_data loop)", json_schema_extra={"x-limit": "MAD_MAX_SAMPLES"})
-    n_synth: int = Field(default=100, ge=0, description="synthetic samples per generation", json_schema_extra={"x-limit": "MAD_MAX_SAMPLES"})
-    generations: int = Field(default=20, ge=1, json_schema_extra={"x-limit": "MAD_MAX_GENERATIONS"})
-    replicates: int = Field(default=8, ge=1, description="independent chains; rows average over them", json_schema_extra={"x-limit": "MAD_MAX_REPLICATES"})
+    n_ini: int = Field(
+        default=100, ge=2, description="real samples of generation 1 (the fixed set in augmentation)",
+        json_schema_extra=capped_by("MAD_MAX_SAMPLES"),
+    )
+    n_real: int = Field(
+        default=100, ge=0, description="fresh real samples per generation (fresh_data loop)",
+        json_schema_extra=capped_by("MAD_MAX_SAMPLES"),
+    )
+    n_synth: int = Field(
+        default=100, ge=0, description="synthetic samples per generation",
+        json_schema_extra=capped_by("MAD_MAX_SAMPLES"),
+    )
+    generations: int = Field(default=20, ge=1, json_schema_extra=capped_by("MAD_MAX_GENERATIONS"))
+    replicates: int = Field(
+        default=8, ge=1, description="independent chains; rows average over them",
+        json_schema_extra=capped_by("MAD_MAX_REPLICATES"),
+    )
     estimator: Literal["unbiased", "mle"] = Field(default="unbiased", description="Gaussian covariance fit")
     source: Literal["last", "last_k", "accumulate"] = Field(
         default="last", description="synthetic data from G_{t-1}, the last k_last models, or an accumulating pool"
     )
     k_last: int = Field(default=2, ge=1, le=1000)
-    gmm_components: int | None = Field(default=None, ge=1, description="default: the target's number of modes", json_schema_extra={"x-limit": "MAD_MAX_GMM_COMPONENTS"})
+    gmm_components: int | None = Field(
+        default=None, ge=1, description="default: the target's number of modes",
+        json_schema_extra=capped_by("MAD_MAX_GMM_COMPONENTS"),
+    )
     em_iters: int = Field(default=60, ge=1, le=500)
     kde_bandwidth: float | None = Field(
         default=None, gt=0, le=1e6, description="default: Scott's rule on the first real set"
@@ -55,11 +74,15 @@ class SimulateParams(BaseModel):
         description="extra metric groups: precision/recall (k=5), modes covered, empirical W2; "
         "default pr+modes for mixtures, pr for dim <= 20",
     )
-    n_eval: int = Field(default=1000, ge=10, description="samples per chain for the sample-based metrics", json_schema_extra={"x-limit": "MAD_MAX_EVAL"})
+    n_eval: int = Field(
+        default=1000, ge=10, description="samples per chain for the sample-based metrics",
+        json_schema_extra=capped_by("MAD_MAX_EVAL"),
+    )
     eval_replicates: int | None = Field(default=None, ge=1, description="chains that get sample-based metrics")
     scatter_points: int | None = Field(
-        default=None, ge=0, description="2-D points per generation returned for plotting; default 300 for mixtures"
-    , json_schema_extra={"x-limit": "MAD_MAX_SCATTER_POINTS"})
+        default=None, ge=0, description="2-D points per generation returned for plotting; default 300 for mixtures",
+        json_schema_extra=capped_by("MAD_MAX_SCATTER_POINTS"),
+    )
     effective_sample_size: bool = Field(
         default=False,
         description="fresh_data only: also estimate n_e (paper Eq. 4), the real-only sample size whose fit is as "
@@ -133,22 +156,12 @@ class SimulateParams(BaseModel):
 
 
 def cap_violation(params: SimulateParams, caps: Mapping[str, Any]) -> tuple[str, float, str] | None:
-    """The first cap the request exceeds, as (config name, value, field), or None."""
-    checks: list[tuple[str, float, str]] = [
-        ("MAD_MAX_DIM", params.dim, "dim"),
-        ("MAD_MAX_SAMPLES", params.n_ini, "n_ini"),
-        ("MAD_MAX_SAMPLES", params.n_real, "n_real"),
-        ("MAD_MAX_SAMPLES", params.n_synth, "n_synth"),
-        ("MAD_MAX_GENERATIONS", params.generations, "generations"),
-        ("MAD_MAX_REPLICATES", params.replicates, "replicates"),
-        ("MAD_MAX_EVAL", params.n_eval, "n_eval"),
-    ]
+    """The first cap the request exceeds, as (config name, value, field), or None: the caps its fields declare
+    (``capped_by``; the endpoint has checked those already, a job submission has not), then the joint ones."""
+    checks = declared(params)
     if params.model == "gmm":
         checks.append(("MAD_MAX_GMM_DIM", params.dim, "dim"))
-        if params.gmm_components is not None:
-            checks.append(("MAD_MAX_GMM_COMPONENTS", params.gmm_components, "gmm_components"))
     if params.scatter_points is not None:
-        checks.append(("MAD_MAX_SCATTER_POINTS", params.scatter_points, "scatter_points"))
         checks.append(("MAD_MAX_SCATTER_TOTAL", params.scatter_points * params.generations, "scatter_points"))
     for name, value, field in checks:
         if value > caps[name]:
@@ -221,25 +234,15 @@ def app_caps() -> Mapping[str, Any] | None:
     return current_app.config if has_app_context() else None
 
 
-def _finite_or_none(value: float) -> float | None:
-    return float(value) if np.isfinite(value) else None
-
-
 def effective_payload(found: dict[str, Any]) -> dict[str, Any]:
     """``effective_sample_size``'s answer as JSON (no NaN: one chain has no standard error)."""
-    return {
-        "n_e": found["n_e"],
-        "ratio": found["ratio"],
-        "limit": found["limit"],
-        "limit_se": _finite_or_none(found["limit_se"]),
-        "clamped": found["clamped"],
-        "sizes": found["sizes"],
-        "curve": [float(v) for v in found["curve"]],
-    }
+    return {**found, "limit_se": found["limit_se"] if np.isfinite(found["limit_se"]) else None}
 
 
-def result_payload(result, elapsed_s: float | None, effective: dict[str, Any] | None = None) -> dict[str, Any]:
-    """JSON of a finished run (what the endpoint answers and the job returns)."""
+def result_payload(
+    result, work: float, elapsed_s: float | None, effective: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """JSON of a finished run (what the endpoint answers and the job returns); ``work`` = ``total_work``."""
     cfg = result.config
     target = cfg.target
     rows = result.rows()
@@ -254,7 +257,7 @@ def result_payload(result, elapsed_s: float | None, effective: dict[str, Any] | 
         "target_trace": float(np.trace(target.cov)),
         "bandwidth": result.bandwidth,
         "eval_replicates": cfg.eval_chains if any(m in cfg.extra_metrics for m in EXTRA_METRICS) else 0,
-        "work": estimate_work(cfg) + (reference_work(cfg) if effective is not None else 0.0),
+        "work": work,
         "effective": None if effective is None else effective_payload(effective),
         "elapsed_s": elapsed_s,
         "job_id": None,

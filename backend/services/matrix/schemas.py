@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
+from backend.web.caps import capped_by
+
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 MatrixRows = Annotated[list[Annotated[list[Number], Field(min_length=1)]], Field(min_length=1)]
 MAX_ABS_ENTRY = 1e150  # norms and SVDs square the entries: beyond this float64 overflows to inf
@@ -27,8 +29,12 @@ class MatrixInput(BaseModel):
 class LowRankRequest(MatrixInput):
     rank: int = Field(ge=1, description="target rank r, 1 <= r <= min(rows, columns)")
     method: Literal["exact", "randomized"] = Field("exact", description="full SVD, or randomized SVD (HMT 2011)")
-    oversample: int = Field(10, ge=0, description="randomized: extra sketch columns p", json_schema_extra={"x-limit": "MATRIX_MAX_OVERSAMPLE"})
-    power_iters: int = Field(2, ge=0, description="randomized: power iterations q", json_schema_extra={"x-limit": "MATRIX_MAX_POWER_ITERS"})
+    oversample: int = Field(
+        10, ge=0, description="randomized: extra sketch columns p", json_schema_extra=capped_by("MATRIX_MAX_OVERSAMPLE")
+    )
+    power_iters: int = Field(
+        2, ge=0, description="randomized: power iterations q", json_schema_extra=capped_by("MATRIX_MAX_POWER_ITERS")
+    )
     seed: int = Field(0, ge=0, le=2**63 - 1, description="randomized: seed of the Gaussian test matrix")
     return_factors: bool = Field(False, description="also return U (m x r), s and Vt (r x n)")
 
@@ -73,7 +79,10 @@ class MonarchResponse(BaseModel):
 
 class CompressForm(BaseModel):
     builtin: Literal["hopper", "pattern"] = Field("hopper", description="built-in image, used when no `image` is sent")
-    size: int = Field(256, ge=4, description="side n of the square grayscale image; a perfect square (64, 256, 1024)", json_schema_extra={"x-limit": "MATRIX_IMAGE_MAX_SIZE"})
+    size: int = Field(
+        256, ge=4, description="side n of the square grayscale image; a perfect square (64, 256, 1024)",
+        json_schema_extra=capped_by("MATRIX_IMAGE_MAX_SIZE"),
+    )
     block_rank: int = Field(1, ge=1, description="Monarch block rank c; SVD rank r = c sqrt(n) at equal parameters")
 
     @model_validator(mode="after")

@@ -13,6 +13,7 @@ from backend.config import load_config
 from backend.jobs import JobContext, task
 from backend.services.matrix.schemas import LowRankJobParams
 from backend.services.matrix.service import lowrank_result, matrix_problem
+from backend.web.caps import first_over, over_message
 
 
 @task("matrix.lowrank", params=LowRankJobParams)
@@ -26,11 +27,10 @@ def lowrank_job(params: LowRankJobParams, ctx: JobContext) -> dict:
         raise ValueError(problem)
     if params.rank > min(a.shape):
         raise ValueError(f"rank must be between 1 and min(rows, columns) = {min(a.shape)}, got {params.rank}")
-    if params.method == "randomized" and (
-        params.oversample > config["MATRIX_MAX_OVERSAMPLE"] or params.power_iters > config["MATRIX_MAX_POWER_ITERS"]
-    ):
-        raise ValueError(f"oversample <= MATRIX_MAX_OVERSAMPLE={config['MATRIX_MAX_OVERSAMPLE']} and power_iters <= "
-                         f"MATRIX_MAX_POWER_ITERS={config['MATRIX_MAX_POWER_ITERS']} are required")
+    over = first_over(params, config)  # the caps its fields declare, as POST /api/matrix/lowrank checks them
+    if over is not None:
+        name, value, field = over
+        raise ValueError(over_message(name, value, config[name], field))
     if params.return_factors and params.rank * (sum(a.shape) + 1) > config["MATRIX_MAX_RETURN_ENTRIES"]:
         raise ValueError(f"the factors would exceed MATRIX_MAX_RETURN_ENTRIES={config['MATRIX_MAX_RETURN_ENTRIES']}")
     result = lowrank_result(a, params, ctx.progress)

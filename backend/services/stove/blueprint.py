@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.services.stove.controller import Conflict, InvalidDuration, UnknownBurner, iso
 from backend.services.stove.service import StoveService, StoveSettings, named_api_tokens, resolve_api_token
-from backend.web import limits
 from backend.web.api import ApiBlueprint
+from backend.web.caps import capped_by
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
@@ -81,7 +81,8 @@ class CommandResultOut(BaseModel):
 class TimerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     minutes: float = Field(gt=0, allow_inf_nan=False, strict=True,
-                           description="minutes from now; capped by STOVE_TIMER_MAX_MIN", json_schema_extra={"x-limit": "STOVE_TIMER_MAX_MIN"})
+                           description="minutes from now; capped by STOVE_TIMER_MAX_MIN",
+                           json_schema_extra=capped_by("STOVE_TIMER_MAX_MIN"))
 
 
 class TimerOut(BaseModel):
@@ -97,7 +98,10 @@ class CancelOut(BaseModel):
 
 class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    limit: int = Field(default=100, ge=1, description="rows, newest first (at most STOVE_AUDIT_PAGE_MAX)", json_schema_extra={"x-limit": "STOVE_AUDIT_PAGE_MAX"})
+    limit: int = Field(
+        default=100, ge=1, description="rows, newest first (at most STOVE_AUDIT_PAGE_MAX)",
+        json_schema_extra=capped_by("STOVE_AUDIT_PAGE_MAX"),
+    )
     burner: str | None = Field(default=None, description="only this burner")
     before_id: int | None = Field(default=None, ge=1, le=2**63 - 1, description="rows older than this id (paging)")
 
@@ -314,7 +318,6 @@ def restore(burner_id: str):
         errors={**AUTH_ERRORS, 409: "a cut is queued or in progress", 422: "minutes not > 0 or over the cap"})
 def arm_timer(burner_id: str, body: TimerIn) -> TimerOut:
     burner = _burner(burner_id)
-    limits.check("STOVE_TIMER_MAX_MIN", body.minutes, field="minutes")
     ctl = _service().controller
     try:
         ctl.arm_timer(burner, body.minutes, _who())
@@ -345,7 +348,6 @@ def cancel_timer(burner_id: str) -> CancelOut:
 def audit(query: AuditQuery) -> AuditOut:
     if query.burner is not None:
         _burner(query.burner)
-    limits.check("STOVE_AUDIT_PAGE_MAX", query.limit, field="limit")
     rows = _service().store.list_audit(limit=query.limit, burner=query.burner, before_id=query.before_id)
     return AuditOut(entries=[AuditRow(**r, at_iso=iso(r["at"])) for r in rows])
 

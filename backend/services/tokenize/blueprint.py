@@ -13,6 +13,7 @@ from backend.services.tokenize import BUILTIN_MODELS, SegmentationError, Vocab, 
 from backend.services.tokenize.summary import summarize
 from backend.web import limits
 from backend.web.api import ApiBlueprint
+from backend.web.caps import capped_by
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
@@ -37,7 +38,10 @@ ERRORS = {
 # ---------------------------------------------------------------- models (these are the OpenAPI document)
 class _Segmenting(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    text: str = Field(min_length=1, description="the text to segment (at most TOKENIZE_MAX_TEXT_CHARS characters)", json_schema_extra={"x-limit": "TOKENIZE_MAX_TEXT_CHARS"})
+    text: str = Field(
+        min_length=1, description="the text to segment (at most TOKENIZE_MAX_TEXT_CHARS characters)",
+        json_schema_extra=capped_by("TOKENIZE_MAX_TEXT_CHARS"),
+    )
     method: Literal["viterbi", "sample", "legacy-sample", "ffbs"] = Field(
         "sample",
         description="sample: corrected one-pass Viterbi Sampling (exact); legacy-sample: the original Viterbi "
@@ -53,7 +57,7 @@ class _Segmenting(BaseModel):
         None,
         description="character-level vocabulary {piece: log-prob in [-1e4, 1e4]} (at most "
         "TOKENIZE_MAX_VOCAB_PIECES entries, pieces of at most TOKENIZE_MAX_PIECE_CHARS characters); give this or model",
-     json_schema_extra={"x-limit": "TOKENIZE_MAX_VOCAB_PIECES"})
+     json_schema_extra=capped_by("TOKENIZE_MAX_VOCAB_PIECES"))
     model: ModelName | None = Field(None, description="a built-in vocabulary (default: 'default')")
 
     @model_validator(mode="after")
@@ -80,7 +84,10 @@ class TokenizeOut(BaseModel):
 
 
 class DistributionIn(_Segmenting):
-    samples: int = Field(2000, ge=1, strict=True, description="samples drawn (at most TOKENIZE_MAX_PAGE_SAMPLES)", json_schema_extra={"x-limit": "TOKENIZE_MAX_PAGE_SAMPLES"})
+    samples: int = Field(
+        2000, ge=1, strict=True, description="samples drawn (at most TOKENIZE_MAX_PAGE_SAMPLES)",
+        json_schema_extra=capped_by("TOKENIZE_MAX_PAGE_SAMPLES"),
+    )
     top: int = Field(12, ge=1, le=50, strict=True, description="how many of the most frequent segmentations")
 
 
@@ -123,7 +130,6 @@ class ModelsOut(BaseModel):
 def _vocabulary(body: _Segmenting) -> Vocab:
     if body.vocab is None:
         return get_model(body.model or "default")
-    limits.check("TOKENIZE_MAX_VOCAB_PIECES", len(body.vocab), field="vocab")
     longest = max(len(p) for p in body.vocab)
     limits.check("TOKENIZE_MAX_PIECE_CHARS", longest, field="vocab")
     try:
@@ -133,7 +139,6 @@ def _vocabulary(body: _Segmenting) -> Vocab:
 
 
 def _check_text(body: _Segmenting, samples: int) -> None:
-    limits.check("TOKENIZE_MAX_TEXT_CHARS", len(body.text), field="text")
     limits.check("TOKENIZE_MAX_SAMPLE_CHARS", samples * len(body.text), field="samples")
 
 
@@ -157,7 +162,6 @@ def tokenize(body: TokenizeIn) -> TokenizeOut:
 @bp.api("POST", "/api/tokenize/distribution", body=DistributionIn, response=DistributionOut, errors=ERRORS,
         summary="Most frequent sampled segmentations: empirical frequency against exact probability")
 def distribution(body: DistributionIn) -> DistributionOut:
-    limits.check("TOKENIZE_MAX_PAGE_SAMPLES", body.samples, field="samples")
     _check_text(body, body.samples)
     vocab = _vocabulary(body)
     try:
