@@ -10,7 +10,7 @@ import json
 import os
 import re
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,14 +21,14 @@ RULES_PATH = Path(os.environ.get("RESOLVER_RULES", Path(__file__).resolve().pare
 CONTEXTS = ("selection", "link", "page", "frame")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 3x, and this is built per input
 class Resolution:
     kind: str  # "arxiv" | "venue" | "category" | "coolpapers" | "search"
     ids: list[str]
     target: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"kind": self.kind, "ids": list(self.ids), "target": self.target}
 
 
 def _compile(rule: Mapping[str, Any]) -> re.Pattern[str]:
@@ -76,8 +76,42 @@ class _Rule:
         return self.pattern.finditer(text.text) if self.may_match(text) else iter(())
 
 
-def _fill(template: str, match: re.Match[str]) -> str:
-    return re.sub(r"\{(\d+)\}", lambda m: match.group(int(m.group(1))) or "", template)
+class _Template:
+    """An id template ("{2}@{1}@PMLR") split once into text and group numbers, filled without a regex."""
+
+    def __init__(self, template: str) -> None:
+        pieces = re.split(r"\{(\d+)\}", template)
+        self.parts = tuple((piece, i % 2 == 1) for i, piece in enumerate(pieces) if piece)
+        self.groups = tuple(int(piece) for piece, is_group in self.parts if is_group)
+
+    def fill(self, match: re.Match[str]) -> str:
+        values = iter(match.group(*self.groups) if len(self.groups) > 1 else (match.group(self.groups[0]),))
+        return "".join((next(values) or "") if is_group else piece for piece, is_group in self.parts)
+
+
+class _Gate:
+    """Which of several rules may match a text, every hint checked in one tight loop (a hot path: every
+    input passes it). Exact: a rule is left out only when its hint is absent, as in _Rule.may_match."""
+
+    def __init__(self, rules: list[_Rule]) -> None:
+        if any(r.hint_regex is not None and r.hint_substrings for r in rules):
+            raise ValueError("rules.json: a rule has either a hintRegex or hintSubstrings, not both")
+        self.searches = tuple((i, r.hint_regex.search) for i, r in enumerate(rules) if r.hint_regex is not None)
+        self.substrings = tuple((i, hint) for i, r in enumerate(rules) for hint in r.hint_substrings)
+        self.open = tuple(i for i, r in enumerate(rules) if r.hint_regex is None and not r.hint_substrings)
+
+    def candidates(self, text: _Text) -> list[int]:
+        """Indices of the rules whose hint occurs, in rule order."""
+        raw = text.text
+        chosen = [i for i, search in self.searches if search(raw) is not None]
+        if self.substrings:
+            lower = text.lower
+            chosen += [i for i, hint in self.substrings if hint in lower]
+        if self.open:
+            chosen += self.open
+        if len(chosen) > 1:
+            chosen = sorted(set(chosen))
+        return chosen
 
 
 _HTML_SPACE = " \t\n\r\f"  # what browsers trim from titles; str.strip() would also take Unicode spaces, JS's trim others
@@ -142,8 +176,10 @@ class Grammar:
         self.old_last = _old_month_index(old["lastYymm"])
         self.old_archives = frozenset(old["archives"])
         self.arxiv_forms = [_ArxivForm(form) for form in arxiv["forms"]]
+        self.arxiv_gate = _Gate([form.rule for form in self.arxiv_forms])
         self.arxiv_target = arxiv["target"]
-        self.venues = [(_Rule(v), v["id"]) for v in rules["venues"]]
+        self.venues = [(_Rule(v), _Template(v["id"])) for v in rules["venues"]]
+        self.venue_gate = _Gate([rule for rule, _ in self.venues])
         self.venue_target = rules["venueTarget"]
         self.category = _Rule(rules["category"])
         self.category_archives = frozenset(rules["category"]["archives"])
@@ -174,11 +210,9 @@ class Grammar:
         """Canonical arXiv ids (no version, no subject class), deduplicated in order of appearance."""
         text = _as_text(text)
         found: list[tuple[int, str]] = []
-        scanned = 0
-        for form in self.arxiv_forms:
-            if not form.rule.may_match(text):
-                continue
-            scanned += 1
+        forms = self.arxiv_gate.candidates(text)
+        for index in forms:
+            form = self.arxiv_forms[index]
             yy_at, mm_at, number_at, archive_at = form.yy, form.mm, form.numbers, form.archive
             for m in form.rule.pattern.finditer(text.text):
                 yy, mm = m.group(yy_at), m.group(mm_at)
@@ -190,7 +224,9 @@ class Grammar:
                     archive = m.group(archive_at).lower()
                     if archive in self.old_archives and self._valid_old(int(yy), int(mm), number):
                         found.append((m.start(), f"{archive}/{yy}{mm}{number}"))
-        if scanned > 1:
+        if len(found) < 2:
+            return [identifier for _, identifier in found]
+        if len(forms) > 1:
             found.sort()  # the forms were scanned separately: back to order of appearance
         return list(dict.fromkeys(identifier for _, identifier in found))
 
@@ -209,10 +245,14 @@ class Grammar:
     def venue_ids(self, text: str | _Text) -> list[str]:
         text = _as_text(text)
         found: list[tuple[int, str]] = []
-        for rule, template in self.venues:
-            if rule.may_match(text):
-                found.extend((m.start(), _fill(template, m)) for m in rule.pattern.finditer(text.text))
-        found.sort()
+        rules = self.venue_gate.candidates(text)
+        for index in rules:
+            rule, template = self.venues[index]
+            found.extend((m.start(), template.fill(m)) for m in rule.pattern.finditer(text.text))
+        if len(found) < 2:
+            return [identifier for _, identifier in found]
+        if len(rules) > 1:
+            found.sort()
         return list(dict.fromkeys(identifier for _, identifier in found))
 
     def category_of(self, text: str | _Text) -> str | None:
