@@ -1,7 +1,9 @@
 // Popup: the papers detected on the active tab (from its URL and title and, on the paper hosts, from
 // the content script's scan of the page), each opened through the background's handleClick; on a
 // Cool Papers tab, the way back to the papers' own pages; and a box for any pasted text or URL.
-// popup.html?tab=<id> shows a given tab (keyboard use, tests).
+// popup.html?tab=<id> shows a given tab (keyboard use, tests); there the browser hides the tab's address and
+// title unless activeTab was granted by a click on the toolbar button, so the opener may pass them as
+// &url= and &title= (extension pages are not web-accessible: only the extension itself can open it so).
 import { resolve, resolveClick } from "./resolver.js";
 import { loadSettings } from "./settings.js";
 import { localize, t } from "./i18n.js";
@@ -12,13 +14,17 @@ const list = document.getElementById("papers");
 const openAll = document.getElementById("open-all");
 
 async function targetTab() {
-  const wanted = Number(new URLSearchParams(location.search).get("tab"));
+  const params = new URLSearchParams(location.search);
+  const wanted = Number(params.get("tab"));
   if (Number.isInteger(wanted) && wanted > 0) {
+    let tab;
     try {
-      return await chrome.tabs.get(wanted);
+      tab = await chrome.tabs.get(wanted);
     } catch {
       return null;
     }
+    if (!tab.url && params.get("url")) return { ...tab, url: params.get("url"), title: params.get("title") ?? tab.title };
+    return tab;
   }
   const [tab] = await chrome.tabs.query({ active: true, currentWindow: true });
   return tab ?? null;
@@ -129,6 +135,7 @@ async function main() {
     openAll.textContent = t("popupOpenAll", [String(together.ids.length)]);
     openAll.addEventListener("click", () => redirect({ selectionText: urls.join("\n") }, tab).then(() => window.close()));
   }
+  document.body.dataset.ready = "1";
 
   document.getElementById("paste-form").addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -70,7 +70,7 @@ export function sourcesOf(url, base = DEFAULT_BASE) {
     } else {
       const parts = venueParts(key);
       if (!parts.match || !parts.display.source) continue;
-      out.push({ id: key, venue: parts.venue, paper: parts.paper, links: [{ label: { venue: parts.name }, url: fillGroups(parts.display.source, parts.match) }] });
+      out.push({ id: key, venue: parts.venue, paper: parts.paper, links: [{ label: { venue: parts.venue }, url: fillGroups(parts.display.source, parts.match) }] });
     }
   }
   return out;
