@@ -87,6 +87,12 @@ def test_reach_vectors_in_sync_with_shared_copy():
         ("https://arxiv.org/ftp/hep-th/papers/9902/9901001.pdf", None),
         ("https://arxiv.org/ftp/stat/papers/0408/0408502.pdf", None),
         ("https://arxiv.org/ftp/arxiv/papers/1001/1001.0001.pdf", "/arxiv/1001.0001"),
+        # an explicit port is still the same site
+        ("https://openreview.net:443/forum?id=B18WgG-CZ", "/venue/B18WgG-CZ@OpenReview"),
+        ("https://ojs.aaai.org:8443/index.php/AAAI/article/view/38818", "/venue/38818@AAAI"),
+        ("https://arxiv.org:443/list/cs.CL/new", "/arxiv/cs.CL"),
+        ("https://arxiv.org:443/ftp/hep-th/papers/9901/9901001.pdf", "/arxiv/hep-th/9901001"),
+        ("https://openreview.net:/forum?id=x", None),
     ],
 )
 def test_new_venue_and_arxiv_forms(url, target):
