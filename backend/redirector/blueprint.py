@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from typing import Literal
-from urllib.parse import urlsplit
 
 from flask import current_app, redirect, render_template, request
 from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.routing import PathConverter
 
 from backend.redirector import catalog
-from backend.redirector.resolver import CONTEXTS, Resolution, has_dot_segments, load_grammar, stays_under
+from backend.redirector.resolver import CONTEXTS, Resolution, load_grammar, stays_under
 from backend.web import limits
 from backend.web.api import ApiBlueprint
 from backend.web.errors import ApiError
@@ -235,11 +234,7 @@ def catalog_page():
 
 def init_app(app) -> None:
     app.config.setdefault("COOLPAPERS_PUBLIC", "https://papers.cool")
-    base = app.config["COOLPAPERS_BASE"]
-    if not base.startswith(("http://", "https://")) or any(c in base for c in " \"'<>?#\\"):
-        raise SystemExit(f"config: COOLPAPERS_BASE must be an http(s) URL without query or fragment, got {base!r}")
-    if has_dot_segments(urlsplit(base).path):
-        raise SystemExit(f"config: COOLPAPERS_BASE must not contain . or .. path segments, got {base!r}")
+    # COOLPAPERS_BASE is checked by the settings layer (RedirectorConfig): an http(s) URL, no query, no dot segments
 
 
 __all__ = ["bp", "init_app", "CONTEXTS"]

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from backend import create_app
+from backend.config import ConfigError
 from backend.redirector import catalog
 from backend.redirector.resolver import load_grammar, resolve, resolve_click, stays_under
 from tests.conftest import config_for_tests
@@ -313,9 +314,11 @@ def test_stays_under():
         assert not stays_under(BASE, target), target
 
 
-@pytest.mark.parametrize("base", ["https://example.org/a/../b", "https://example.org/%2e%2e/b", "https://example.org/x?y=1", "https://example.org/#f"])
+@pytest.mark.parametrize(
+    "base", ["https://example.org/a/../b", "https://example.org/%2e%2e/b", "https://example.org/.%2E", "https://example.org/x?y=1", "https://example.org/#f"]
+)
 def test_a_base_with_dot_segments_stops_the_start(tmp_path, base):
-    with pytest.raises(SystemExit, match="COOLPAPERS_BASE"):
+    with pytest.raises(ConfigError, match="^COOLPAPERS_BASE must be an http\\(s\\) URL without query"):
         create_app(config_for_tests(tmp_path, COOLPAPERS_BASE=base))
 
 
