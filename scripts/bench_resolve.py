@@ -8,12 +8,13 @@ move with the machine.
 
 Reading it on a loaded machine: each side is timed by the CPU time of this process (``time.process_time``,
 best of --repeat), the ratio column compares those, so waiting for a core does not count; cache and SMT
-contention still do, and they inflate the ratios a little (on the shared 2-core machine under load 13 the
-single-URL ratio read 2.8-2.9x where a quiet run reads about 2x). The wall-clock milliseconds of the 1 MB
-list are printed too, for its absolute bar. Repeat the run and take the median line when numbers jump.
+contention still do, and they move the ratios (on the shared 2-core machine at load 13-15 the single-URL ratio
+read 2.1-2.7x over several runs of the same code). The wall-clock milliseconds of the 1 MB list are printed too,
+for its absolute bar. Repeat the run and take the median line when numbers jump.
 
 Where the time went (profiled with cProfile and per-piece timers, issue 19): on the 1 MB reference list the
-resolver took 4.0-4.9x the anchor's time, and 93% of it was two regex scans over the whole text. (1) The
+resolver took 4.0-4.9x the anchor's time (4.04x in CPU time), and 93% of it was two regex scans over the whole
+text; it now takes 0.90-0.93x. (1) The
 new-scheme id pattern started with a lookahead, a lookbehind and an optional ``arXiv:`` prefix, so Python's
 ``re`` tried the full pattern at every one of the 10^6 positions (59 ms alone, 2x the anchor's whole run). The
 pattern now starts at the id's dot, with the digits before it in a fixed-width lookbehind: a literal first
