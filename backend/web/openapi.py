@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
+import flask_swagger_ui
 from flask import Blueprint, Flask, current_app, jsonify, render_template
 from pydantic import BaseModel, Field
 
+from backend.web import examples
 from backend.web.api import JSON_BODY, MULTIPART_BODY, EndpointSpec
 from backend.web.caps import LIMIT_KEY
 
@@ -66,7 +69,8 @@ def _operation(spec: EndpointSpec, rule_path: str, components: dict[str, Any]) -
     error_ref = {"$ref": REF_TEMPLATE.format(model="ErrorResponse")}
     operation: dict[str, Any] = {
         "summary": spec.summary,
-        "operationId": f"{spec.method.lower()}_{re.sub(r'[^A-Za-z0-9]+', '_', rule_path).strip('_')}",
+        # hyphens, not underscores: the viewer's deep links (#/tag/operationId) read "_" as an escaped space
+        "operationId": f"{spec.method.lower()}-{re.sub(r'[^A-Za-z0-9]+', '-', rule_path).strip('-')}",
         "tags": list(spec.tags),
     }
     if spec.description and spec.description != spec.summary:
@@ -101,6 +105,8 @@ def _operation(spec: EndpointSpec, rule_path: str, components: dict[str, Any]) -
     for status, extra in spec.extra_responses.items():
         responses[str(status)] = extra
     operation["responses"] = responses
+    examples.annotate(operation, examples.operation_key(spec.method, _converter.sub(r"{\1}", rule_path)), spec.body,
+                      JSON_BODY)
     return operation
 
 
@@ -167,7 +173,11 @@ def openapi_document(app: Flask) -> dict[str, Any]:
     return document
 
 
-bp = Blueprint("openapi", __name__)
+# The viewer is Swagger UI, served from the files the flask-swagger-ui package ships (nothing from the network);
+# its start-up code is a static file too (static/docs.js), so it runs under a CSP without inline scripts.
+SWAGGER_UI_DIR = Path(flask_swagger_ui.__file__).parent / "dist"
+
+bp = Blueprint("openapi", __name__, static_folder=str(SWAGGER_UI_DIR), static_url_path="/static/swagger-ui")
 
 
 @bp.get("/api/openapi.json")
@@ -177,4 +187,6 @@ def openapi_json():
 
 @bp.get("/api/docs")
 def docs_page():
-    return render_template("docs.html", spec=openapi_document(current_app))
+    spec = openapi_document(current_app)
+    operations = sum(len(methods) for methods in spec["paths"].values())
+    return render_template("docs.html", spec=spec, operations=operations)
