@@ -110,17 +110,35 @@ def _redirect_to(resolution: Resolution | None, what: str):
     return redirect(resolution.target, code=302)
 
 
+# Where /go?where=local resolves before it keeps only the path: never a host a redirect could leave for.
+_LOCAL_BASE = "http://local.invalid"
+
+
 @bp.get("/go")
 def go():
-    """Redirect to the Cool Papers page for ``q``; a friendly page when nothing resolves."""
+    """Redirect to the Cool Papers page for ``q``; a friendly page when nothing resolves.
+
+    ``where=local`` opens this backend's own copy of that page (what the dev extension opens) instead of the
+    configured ``COOLPAPERS_BASE``.
+    """
     text = request.args.get("q")
     if text is None or not text.strip():
         raise ApiError(400, "Type an arXiv id, a paper URL, a DOI or some keywords.", field="q")
     _check_text("q", text)
+    where = request.args.get("where", "cool")
+    if where not in ("cool", "local"):
+        raise ApiError(400, "where is 'cool' (the Cool Papers page) or 'local' (this backend's copy).", field="where")
     # Typed text, as a selection: one URL yields its paper or nothing (no keyword search on "https example com").
     grammar = load_grammar()
     what = "that URL" if grammar.is_one_url(text) else "that text"
-    return _redirect_to(grammar.resolve(text, "selection", _base()), what)
+    if where == "cool":
+        return _redirect_to(grammar.resolve(text, "selection", _base()), what)
+    resolution = grammar.resolve(text, "selection", _LOCAL_BASE)
+    if resolution is None:
+        raise ApiError(404, f"No paper found in {what}.", code="not_resolved")
+    if not stays_under(_LOCAL_BASE, resolution.target):
+        raise ApiError(404, "refusing to redirect outside this backend's pages")
+    return redirect(request.script_root + resolution.target[len(_LOCAL_BASE):], code=302)
 
 
 def _prefix_target() -> str:
@@ -168,20 +186,22 @@ def _public() -> str:
 @bp.get("/arxiv/search")
 def arxiv_search():
     query = request.args.get("query", "")
-    _check_text("query", query)
+    page = {"query": query, "highlight": catalog.highlight, "kind": "search", "words": [], "entries": [],
+            "public_url": f"{_public()}/arxiv/search?highlight=1&query={query}"}
+    # Said next to the search box, which keeps the text: the page stays usable for another try.
+    try:
+        _check_text("query", query)
+    except ApiError as exc:
+        return render_template("redirector/papers.html", heading="Search", query_error=exc.message, **page), exc.status
     words = load_grammar().search_words(query)
+    if not words:
+        message = "Type some words of a title or an abstract to search the local catalog." if not query.strip() else \
+            "There are no words to search for in that text: type some words of a title or an abstract."
+        return render_template("redirector/papers.html", heading="Search", query_error=message, **page)
     hits = catalog.search(words)
-    entries = [catalog.arxiv_entry(pid, _public()) for pid, _ in hits]
-    return render_template(
-        "redirector/papers.html",
-        heading=f"Search: {query}" if query else "Search",
-        query=query,
-        entries=entries,
-        words=words if request.args.get("highlight") == "1" else [],
-        highlight=catalog.highlight,
-        public_url=f"{_public()}/arxiv/search?highlight=1&query={query}",
-        kind="search",
-    )
+    page.update(entries=[catalog.arxiv_entry(pid, _public()) for pid, _ in hits],
+                words=words if request.args.get("highlight") == "1" else [])
+    return render_template("redirector/papers.html", heading=f"Search: {query}", **page)
 
 
 @bp.get("/arxiv/<path:spec>")

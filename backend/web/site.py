@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from flask import current_app, render_template
+from urllib.parse import urlsplit
+
+from flask import current_app, render_template, request, send_from_directory
 from pydantic import BaseModel
 
 from backend.web.api import ApiBlueprint
@@ -25,7 +27,23 @@ def home():
         for path, operations in spec["paths"].items()
         for method, op in operations.items()
     ]
-    return render_template("home.html", pages=PAGES, endpoints=endpoints, base=current_app.config["COOLPAPERS_BASE"])
+    base = current_app.config["COOLPAPERS_BASE"].rstrip("/")
+    return render_template(
+        "home.html",
+        pages=PAGES,
+        endpoints=endpoints,
+        base=base,
+        base_host=urlsplit(base).netloc,
+        # the box then needs one button: the Cool Papers page and the local copy are the same page
+        base_is_local=base == request.url_root.rstrip("/"),
+    )
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    # The extension's 16 and 32 px icons in one ICO file (PNG entries); browsers ask for it on every page.
+    return send_from_directory(current_app.static_folder, "favicon.ico", mimetype="image/vnd.microsoft.icon",
+                               max_age=86400)
 
 
 @bp.api("GET", "/api/health", response=Health, summary="Liveness check")

@@ -153,7 +153,7 @@ def test_prefix_form_with_raw_uri_keeps_the_query(client):
     assert response.headers["Location"] == "https://papers.cool/venue/Ab_c-1@OpenReview"
 
 
-@pytest.mark.parametrize("path", ["/https://example.com/", "/favicon.ico", "/javascript:alert(1)", "/data:text/html,x"])
+@pytest.mark.parametrize("path", ["/https://example.com/", "/robots.txt", "/javascript:alert(1)", "/data:text/html,x"])
 def test_prefix_form_not_found(client, path):
     response = client.get(path, headers={"Accept": "text/html"})
     assert response.status_code == 404
