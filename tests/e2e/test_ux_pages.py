@@ -63,6 +63,15 @@ def config(live_server, **values):
         live_server.app.config.update(before)
 
 
+def open_operation(browser, live_server, block_id: str):
+    """/api/docs with one operation opened (its summary clicked); returns the operation's block."""
+    browser.get(live_server.url + "/api/docs")
+    block = WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, block_id))
+    block.find_element(By.CSS_SELECTOR, ".opblock-summary-control").click()
+    WebDriverWait(browser, 10).until(lambda b: block.find_elements(By.CSS_SELECTOR, ".try-out__btn"))
+    return block
+
+
 def test_every_page_fits_a_390_px_phone(browser, live_server):
     pages = served_pages(live_server.app)
     assert {"/", "/papers", "/jobs", "/api/docs", "/mad", "/arxiv/2307.01850"} <= set(pages)
@@ -93,8 +102,9 @@ def test_every_page_fits_a_390_px_phone(browser, live_server):
 
 def test_api_docs_opened_operation_fits_a_phone(browser, live_server):
     with emulated(browser, "Emulation.setDeviceMetricsOverride", PHONE, "Emulation.clearDeviceMetricsOverride"):
-        browser.get(live_server.url + "/api/docs#/mad/post-api-mad-simulate")
-        WebDriverWait(browser, 20).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".opblock.is-open"))
+        block = open_operation(browser, live_server, "operations-mad-post-api-mad-simulate")
+        block.find_element(By.CSS_SELECTOR, ".try-out__btn").click()
+        WebDriverWait(browser, 10).until(lambda b: block.find_elements(By.CSS_SELECTOR, "textarea.body-param__text"))
         found = browser.execute_script(OVERFLOW)
         assert found["scroll"] <= found["width"], found
         assert errors_in_console(browser) == []
@@ -201,8 +211,7 @@ def test_api_docs_viewer_openapi_examples_fill_try_it(browser, live_server):
     with urllib.request.urlopen(live_server.url + "/api/openapi.json") as response:
         spec = json.load(response)
     example = spec["paths"]["/api/resolve"]["post"]["requestBody"]["content"]["application/json"]["example"]
-    browser.get(live_server.url + "/api/docs#/redirector/post-api-resolve")
-    block = WebDriverWait(browser, 20).until(lambda b: b.find_element(By.CSS_SELECTOR, ".opblock.is-open"))
+    block = open_operation(browser, live_server, "operations-redirector-post-api-resolve")
     block.find_element(By.CSS_SELECTOR, ".try-out__btn").click()
     body = WebDriverWait(browser, 10).until(lambda b: block.find_element(By.CSS_SELECTOR, "textarea.body-param__text"))
     assert json.loads(body.get_attribute("value")) == example
