@@ -198,6 +198,8 @@ BurnerId = Pattern(r"[a-z0-9][a-z0-9_-]{0,31}", "a burner id (lowercase letters,
 PersonName = Pattern(r"[\w.@-]+", "a person's name (letters, digits, '.', '@', '-', '_')")
 EntityId = Pattern(r"[a-z_]+\.[a-z0-9_]+", "a Home Assistant entity id such as switch.stove_relay_1")
 MiioToken = Pattern(r"[0-9a-fA-F]{32}", "a miIO token of 32 hex digits", optional=True)
+HaNotifyService = Pattern(r"(notify\.)?[a-z0-9_]+", "a Home Assistant notify service such as notify.mobile_app_phone",
+                          optional=True)
 
 
 def _distinct(values: list[str]) -> list[str]:
@@ -236,14 +238,22 @@ class StoveConfig(_Section):
     # optional per-person tokens {"name": "token"}: the audit log names the person
     STOVE_API_TOKENS: Annotated[dict[PersonName, Token], FromJson, Field(json_schema_extra={SECRET: True})] = {}
     STOVE_TOKEN_FILE: WritableFile("<INSTANCE_DIR>/stove_api_token, mode 0600") = ""  # where a generated token is kept
-    STOVE_AUDIT_REQUIRES_AUTH: Bool = True  # the audit log names who did what: token required to read it
-    STOVE_AUDIT_MAX_ROWS: Int = Field(100000, ge=100, le=10**9)  # older audit rows are pruned
+    # accepted actions stay in the audit log at least this long ...
+    STOVE_AUDIT_KEEP_DAYS: Float = Field(365.0, ge=1, le=36_500)
+    # ... and the newest this many stay in any case (refused requests are counted apart, never pruning these)
+    STOVE_AUDIT_MIN_ROWS: Int = Field(10_000, ge=100, le=10**9)
+    # refused requests: counters per client, minute, endpoint and reason; the newest this many are kept
+    STOVE_REFUSALS_MAX_ROWS: Int = Field(100_000, ge=100, le=10**8)
     STOVE_AUDIT_PAGE_MAX: Int = Field(500, ge=1, le=100_000)  # cap on GET /api/stove/audit?limit=
     STOVE_ACTOR_MAX_CHARS: Int = Field(64, ge=1, le=150)  # cap on the X-Stove-Actor label recorded in the audit log
     # a shutoff/restore request waits this long for delivery, then answers 202
     STOVE_REQUEST_WAIT_S: Seconds = Field(15.0, le=600)
     # scheduler tick (timer precision, standby takeover, cross-process pickup)
     STOVE_POLL_S: Seconds = Field(0.25, ge=0.01, le=60)
+    # leadership lease: a leader renews it every third of this; a standby takes over when it is not renewed
+    # for this long (a frozen or dead leader); timers are late by at most STOVE_LEASE_S + STOVE_POLL_S then
+    STOVE_LEASE_S: Seconds = Field(5.0, ge=0.2, le=600)
+    STOVE_ALERT_AFTER_FAILURES: Int = Field(3, ge=1, le=1000)  # failed scheduler steps in a row before an alert
     STOVE_SCHEDULER: Bool = True  # False: this process only queues; `python -m backend.services.stove` executes
     STOVE_SIM_RELEASE_S: Seconds = Field(1.0, le=120)  # simulated valve's release time
     STOVE_SIM_WIRING: Literal["NC", "NO"] = "NC"  # simulated relay terminal
@@ -257,6 +267,8 @@ class StoveConfig(_Section):
         "left": (2, 1), "right": (3, 1)}  # burner -> [siid, piid] (see the relay's miot-spec)
     STOVE_DEVICE_TIMEOUT_S: Seconds = Field(3.0, le=120)  # per device call
     # alerts are POSTed here as JSON (e.g. ntfy, Home Assistant webhook); "" = log + DB
+    # Home Assistant notify service for alerts (e.g. notify.mobile_app_phone); needs STOVE_HA_URL + STOVE_HA_TOKEN
+    STOVE_HA_NOTIFY: HaNotifyService = ""
     STOVE_ALERT_WEBHOOK: HttpUrl(optional=True) = ""
 
     @model_validator(mode="after")
@@ -275,6 +287,11 @@ class StoveConfig(_Section):
             if not self.STOVE_MIIO_TOKEN:
                 raise refuse("set (32 hex digits) for the miio adapter", setting="STOVE_MIIO_TOKEN")
             _cover(burners, self.STOVE_MIIO_PROPS, "STOVE_MIIO_PROPS")
+        if self.STOVE_HA_NOTIFY and not self.STOVE_HA_TOKEN:
+            raise refuse("empty unless STOVE_HA_TOKEN is set (the notify call needs it)", setting="STOVE_HA_NOTIFY")
+        if self.STOVE_LEASE_S < 4 * self.STOVE_POLL_S:
+            raise refuse(f"at least 4 x STOVE_POLL_S ({4 * self.STOVE_POLL_S:g} s): the leader renews it every "
+                         "third and must get a turn in between", setting="STOVE_LEASE_S")
         seen = {self.STOVE_API_TOKEN}
         for name, token in self.STOVE_API_TOKENS.items():
             if len(name) > self.STOVE_ACTOR_MAX_CHARS:

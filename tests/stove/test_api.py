@@ -70,10 +70,17 @@ def test_auth_comes_before_body_validation(stove_client):
     assert r.status_code == 401
 
 
-def test_denied_attempts_are_audited(stove_client):
-    stove_client.post("/api/stove/burners/left/shutoff", headers={"Authorization": "Bearer nope"})
+def test_refused_attempts_are_counted_apart_not_audited(stove_client):
+    for _ in range(3):
+        stove_client.post("/api/stove/burners/left/shutoff", headers={"Authorization": "Bearer nope"})
+    stove_client.delete("/api/stove/burners/right/timer")
+    r = stove_client.get("/api/stove/refusals", headers=AUTH)
+    assert r.status_code == 200
+    counts = {(e["endpoint"], e["reason"]): e["count"] for e in r.json["refusals"]}
+    assert counts == {("stove.shutoff", "wrong bearer token"): 3, ("stove.cancel_timer", "no bearer token"): 1}
+    assert all(e["client"] == "127.0.0.1" and e["minute"].endswith(":00.000Z") for e in r.json["refusals"])
     rows = stove_client.get("/api/stove/audit", headers=AUTH).json["entries"]
-    assert any(e["result"] == "denied: wrong bearer token" and "shutoff" in e["action"] for e in rows)
+    assert not any("denied" in e["result"] for e in rows)
 
 
 @pytest.mark.parametrize("method, suffix, body", [
@@ -344,9 +351,10 @@ def test_person_tokens_name_the_person_in_the_audit(tmp_path):
                              headers={"Authorization": f"Bearer {ann[:-1]}"}).status_code == 403
         entries = client.get("/api/stove/audit?limit=10", headers={"Authorization": f"Bearer {bob}"}).json
         who = [e["who"] for e in entries["entries"] if e["who"] != "system"]  # the scheduler logs its start too
-        assert who == ["api (127.0.0.1)", "ann (127.0.0.1)", "[bob@home] (127.0.0.1)",
-                       "[ann] via kitchen tablet (127.0.0.1)"]
-        assert entries["entries"][0]["result"] == "denied: wrong bearer token"
+        assert who == ["ann (127.0.0.1)", "[bob@home] (127.0.0.1)", "[ann] via kitchen tablet (127.0.0.1)"]
+        refused = client.get("/api/stove/refusals", headers={"Authorization": f"Bearer {bob}"}).json["refusals"]
+        assert [(e["endpoint"], e["reason"], e["count"]) for e in refused] == [
+            ("stove.cancel_timer", "wrong bearer token", 1)]
     finally:
         service(app).stop()
 
