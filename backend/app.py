@@ -53,7 +53,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app = _Backend(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(settings)
     app.config.setdefault("APP_VERSION", _app_version())
-    Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
+    Path(app.config["INSTANCE_DIR"]).mkdir(mode=0o700, parents=True, exist_ok=True)  # secrets and databases
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     register_error_handlers(app)

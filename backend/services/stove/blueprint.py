@@ -26,7 +26,7 @@ from backend.services.stove.controller import Conflict, InvalidDuration, iso
 from backend.services.stove.service import StoveService, StoveSettings, resolve_api_token
 from backend.web.api import ApiBlueprint
 from backend.web.caps import capped_by
-from backend.web.errors import ApiError
+from backend.web.errors import ApiError, render_error
 from backend.web.pages import register_page
 
 log = logging.getLogger(__name__)
@@ -233,8 +233,8 @@ def _ensure_started() -> None:
 @bp.errorhandler(sqlite3.Error)
 def _database_unavailable(exc: sqlite3.Error):
     log.error("stove: database error on %s %s: %s", request.method, request.path, exc)
-    raise ApiError(503, "the stove database is unavailable right now; try again (timers already armed keep "
-                        "their deadline)", code="database_unavailable")
+    return render_error(ApiError(503, "the stove database is unavailable right now; try again (timers already "
+                                      "armed keep their deadline)", code="database_unavailable"))
 
 
 # ---------------------------------------------------------------- authentication

@@ -187,6 +187,11 @@ class StoveStore:
             self._migrate(conn)
         finally:
             conn.close()
+        # An idle connection kept open for the store's life. With it, no other connection is ever "the last
+        # one to close" the database, which takes an exclusive lock to checkpoint and delete the WAL: a process
+        # frozen (SIGSTOP) during that cleanup would block every reader and writer of every process.
+        self._anchor = sqlite3.connect(path, check_same_thread=False)
+        self._anchor.execute("SELECT COUNT(*) FROM leader").fetchall()  # finished: no read transaction stays open
 
     @staticmethod
     def _migrate(conn: sqlite3.Connection) -> None:

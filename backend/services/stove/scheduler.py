@@ -133,7 +133,9 @@ class Lease:
         LostLeadership when another process has taken the lease over."""
         if self.epoch is None:
             return self._try_claim(), self.epoch is not None
-        if time.monotonic() - self._renewed >= self.lease_s / 3 or not self.lock.held:
+        # A leader that took over from a frozen holder lacks the flock: it picks it up once that holder lets go.
+        got_lock = not self.lock.held and self.lock.try_acquire()
+        if got_lock or time.monotonic() - self._renewed >= self.lease_s / 3:
             self._renew()
         return True, False
 
@@ -160,9 +162,8 @@ class Lease:
 
     def _renew(self) -> None:
         started = time.monotonic()
-        has_lock = self.lock.held or self.lock.try_acquire()
-        if not self.store.renew_lease(self.holder, self.epoch, self.clock.now(), self.lease_s, has_flock=has_lock,
-                                      timeout_s=self.db_timeout_s):
+        if not self.store.renew_lease(self.holder, self.epoch, self.clock.now(), self.lease_s,
+                                      has_flock=self.lock.held, timeout_s=self.db_timeout_s):
             raise LostLeadership(f"epoch {self.epoch}: another process holds the lease now")
         self._trust(started)
 

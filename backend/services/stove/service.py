@@ -227,7 +227,9 @@ class StoveService:
         self.controller = StoveController(self.store, self.adapter, self.clock, settings.controller,
                                           self.alerter, list(settings.burners))
         self.refusals = RefusalCounter(self.store, self.clock)
-        self.scheduler = Scheduler(self.controller, settings.db_path + ".lock", poll_s=settings.poll_s,
+        # One lock file per database, however its path is spelled: the flock fast path relies on it.
+        lock_path = os.path.realpath(settings.db_path) + ".lock"
+        self.scheduler = Scheduler(self.controller, lock_path, poll_s=settings.poll_s,
                                    lease_s=settings.lease_s, alert_after=settings.alert_after_failures,
                                    clock=self.clock, on_step=self.refusals.flush_if_due)
 
