@@ -75,7 +75,11 @@ class Daemon:
         return self.log_path.read_text(errors="replace")
 
     def wait_log(self, pattern: str, timeout: float = 30.0) -> re.Match:
-        return wait_until(lambda: re.search(pattern, self.log()), timeout, f"log line {pattern!r} of pid {self.pid}")
+        try:
+            return wait_until(lambda: re.search(pattern, self.log()), timeout, f"log line {pattern!r} of pid {self.pid}")
+        except AssertionError as exc:
+            alive = "alive" if self.proc.poll() is None else f"exited {self.proc.returncode}"
+            raise AssertionError(f"{exc} ({alive}); its log ends:\n{self.log()[-3000:]}") from None
 
     def signal(self, sig: int) -> None:
         os.kill(self.proc.pid, sig)
@@ -300,6 +304,49 @@ def sigstop_in_pulse(tmp: Path, hold_s: float = 1.5) -> Outcome:
             "old_leader_relay_writes_after_resume": [w for w in writes if w[1] == a.pid and w[0] >= resumed],
             "last_write": writes[-1], "redelivered_after_freeze_s": cuts[-1][0] - frozen if len(cuts) > 1 else None,
             "command": local.store.get_command(ticket.command_id)})
+    finally:
+        for d in daemons:
+            d.stop()
+
+
+def sigkill_idle(tmp: Path) -> Outcome:
+    """Two schedulers; the leader is killed (SIGKILL) 0.15 s before a timer falls due: the kernel drops its
+    flock, so the standby takes over at its next poll instead of waiting for the lease to expire."""
+    db, relay = tmp / "stove.sqlite3", tmp / "relay.journal"
+    local = local_service(db)
+    daemons = [Daemon(db, journal=relay)]
+    try:
+        wait_until(lambda: leader_starts(local), 60, "a leader")
+        daemons.append(Daemon(db, journal=relay))
+        daemons[1].wait_log("stove scheduler running", 60)
+        leader = next(d for d in daemons if d.pid == leader_starts(local)[0][0])
+        row, deadline = _arm_and_wait(local, "left", 1.0, leader.kill9, before=0.15)
+        return Outcome(lateness_s=lateness(row), relay_cuts=len(relay_cuts(relay, "left")),
+                       firings=len(fired(local, "left")),
+                       notes={"cut_lateness_s": cut_lateness(relay, "left", deadline), "starts": leader_starts(local)})
+    finally:
+        for d in daemons:
+            d.stop()
+
+
+def sigkill_in_pulse(tmp: Path, hold_s: float = 1.5) -> Outcome:
+    """The leader is killed inside the cut pulse; the standby delivers the cut again (fail toward cutting)."""
+    db, relay = tmp / "stove.sqlite3", tmp / "relay.journal"
+    local = local_service(db, STOVE_CUT_HOLD_S=str(hold_s))
+    daemons = [Daemon(db, journal=relay, STOVE_CUT_HOLD_S=str(hold_s))]
+    try:
+        wait_until(lambda: leader_starts(local), 60, "a leader")
+        daemons.append(Daemon(db, journal=relay, STOVE_CUT_HOLD_S=str(hold_s)))
+        daemons[1].wait_log("stove scheduler running", 60)
+        ticket = local.controller.shutoff_now("right", "chaos test")
+        wait_until(lambda: local.store.get_command(ticket.command_id).status == "delivered", 30, "cut delivered")
+        killed = time.time()
+        next(d for d in daemons if d.pid == leader_starts(local)[0][0]).kill9()
+        wait_until(lambda: command_done(local, ticket.command_id), 30, "shutoff done by the standby")
+        cuts = relay_cuts(relay, "right")
+        return Outcome(relay_cuts=len(cuts), notes={
+            "redelivered_after_kill_s": cuts[-1][0] - killed if len(cuts) > 1 else None,
+            "last_write": [w for w in journal(relay) if w[2] == "right"][-1]})
     finally:
         for d in daemons:
             d.stop()

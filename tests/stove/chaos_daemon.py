@@ -39,7 +39,9 @@ class Fault:
         self.kind: str | None = None
         self.armed_at: float | None = None
         self.injected = 0
+        self.requests: list[float] = []  # appended by the signal handler, served by the watcher thread
         self._lock = threading.Lock()
+        threading.Thread(target=self._watch, name="chaos", daemon=True).start()
 
     def active(self, kind: str) -> bool:
         return self.kind == kind and self.armed_at is not None and time.monotonic() - self.armed_at < self.seconds
@@ -51,14 +53,23 @@ class Fault:
                 message = ERRORS[self.injected % len(ERRORS)]
             raise sqlite3.OperationalError(f"{message} (injected)")
 
-    def arm(self) -> None:
-        if not self.kinds:
-            return
-        self.kind, self.injected = self.kinds.pop(0), 0
-        self.armed_at = time.monotonic()
-        threading.Thread(target=self._report, args=(self.kind,), daemon=True).start()
-        if self.kind == "descriptors":
-            threading.Thread(target=self._exhaust, daemon=True).start()
+    def _watch(self) -> None:
+        # The signal handler only appends: starting threads or printing inside a handler can deadlock.
+        while True:
+            if not self.requests:
+                time.sleep(0.005)
+                continue
+            self.requests.pop(0)
+            if not self.kinds:
+                continue
+            kind = self.kinds.pop(0)
+            self.injected = 0
+            self.kind, self.armed_at = kind, time.monotonic()
+            if kind == "descriptors":
+                self._exhaust()
+            else:
+                time.sleep(self.seconds + 0.05)
+            print(f"chaos: injected {self.injected} failure(s) into {kind}", flush=True)
 
     def _exhaust(self) -> None:
         held: list[int] = []
@@ -72,10 +83,6 @@ class Fault:
         for fd in held:
             os.close(fd)
 
-    def _report(self, kind: str) -> None:
-        time.sleep(self.seconds + 0.05)
-        print(f"chaos: injected {self.injected} failure(s) into {kind}", flush=True)
-
 
 def install_fault(spec: dict[str, Any]) -> Fault:
     fault = Fault(spec["kinds"], float(spec["seconds"]))
@@ -88,7 +95,7 @@ def install_fault(spec: dict[str, Any]) -> Fault:
             return _original(self, *args, **kwargs)
 
         setattr(StoveStore, name, failing)
-    signal.signal(signal.SIGUSR1, lambda *_: fault.arm())
+    signal.signal(signal.SIGUSR1, lambda *_: fault.requests.append(time.monotonic()))
     return fault
 
 

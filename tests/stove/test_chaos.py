@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.stove.chaos import LEASE_S, POLL_S, db_faults, sigstop_idle, sigstop_in_pulse
+from tests.stove.chaos import LEASE_S, POLL_S, db_faults, sigkill_idle, sigstop_idle, sigstop_in_pulse
 
 SLACK_S = 1.0  # scheduling allowance on a busy machine, on top of what the design promises
 # Every kind of database call the scheduler makes: all of them (connect), every write (tx), every read,
@@ -60,3 +60,10 @@ def test_leader_frozen_inside_the_pulse_is_the_only_double_cut(tmp_path):
     assert (pid, state) == (o.notes["b"], "closed"), "the new leader ends the pulse and restores the loop"
     assert o.notes["command"].status == "done" and o.notes["command"].epoch > 1
     assert o.notes["redelivered_after_freeze_s"] <= LEASE_S + POLL_S + 2 * SLACK_S
+
+
+def test_killed_leader_is_replaced_at_once_through_the_flock(tmp_path):
+    o = sigkill_idle(tmp_path)
+    assert o.firings == 1 and o.relay_cuts == 1 and len(o.notes["starts"]) == 2
+    # the kernel dropped the dead leader's flock: no waiting for its lease to expire
+    assert o.lateness_s <= POLL_S + SLACK_S < LEASE_S + POLL_S + SLACK_S
