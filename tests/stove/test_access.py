@@ -16,6 +16,7 @@ from backend import create_app
 from backend.services.stove.blueprint import get_service
 from backend.web.api import ApiBlueprint
 from tests.conftest import config_for_tests as make_config
+from tests.stove.chaos import wait_until
 from tests.stove.conftest import AUTH, FAST
 
 ANN = "ann-token-0123456789abcdef"
@@ -154,6 +155,7 @@ def test_files_are_private(tmp_path):
                                  INSTANCE_DIR=str(tmp_path / "fresh" / "instance"), STOVE_DB="", **FAST))
     try:
         app.test_client().post("/api/stove/burners/left/timer", json={"minutes": 3}, headers=AUTH)
+        wait_until(lambda: get_service(app).scheduler.is_leader, 20, "the scheduler took the lease (and the lock)")
         instance = tmp_path / "fresh" / "instance"
         assert stat.S_IMODE(os.stat(instance).st_mode) == 0o700
         for name in ("stove.sqlite3", "stove.sqlite3-wal", "stove.sqlite3.lock"):
