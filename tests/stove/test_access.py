@@ -69,6 +69,8 @@ def test_a_declared_scheme_without_a_check_stops_the_app():
 
 
 def test_cors_preflight_is_neither_refused_nor_counted(stove_app, stove_client):
+    stove_client.get("/api/stove/burners")
+    wait_until(lambda: get_service(stove_app).scheduler.is_leader, 20, "the scheduler started (and audited it)")
     before = get_service(stove_app).store.list_audit(limit=100)
     r = stove_client.options("/api/stove/burners/left/shutoff", headers={
         "Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"})
