@@ -173,15 +173,20 @@ def test_stove_page_shows_fault_and_alert(stove_page):
     wait(browser, lambda: field(browser, "left", "state") == "READY")
 
 
-def test_stove_page_red_banner_when_no_scheduler_renews_the_lease(stove_page):
+def test_stove_page_red_banner_when_no_scheduler_renews_the_lease(stove_page, live_server):
     browser, _token, service = stove_page
     banner = browser.find_element(By.ID, "watchdog-banner")
     wait(browser, lambda: not banner.is_displayed())
+    # No scheduler anywhere: this process stops its own and, like a web worker with STOVE_SCHEDULER=0,
+    # does not start it again on the next request.
+    live_server.app.config["STOVE_SCHEDULER"] = False
     service.scheduler.stop()
     try:
         wait(browser, lambda: banner.is_displayed() and "Timers may not fire" in banner.text, timeout=10)
         assert banner.value_of_css_property("background-color") in ("rgba(180, 35, 24, 1)", "rgb(180, 35, 24)")
+        assert "no scheduler holds the lease" in banner.text
     finally:
+        live_server.app.config["STOVE_SCHEDULER"] = True
         service.start()
     wait(browser, lambda: not banner.is_displayed(), timeout=10)
 
