@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask_talisman import Talisman
 from werkzeug.routing import Map
 
 from backend.config import load_config
@@ -57,6 +58,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     register_error_handlers(app)
+    _security_headers(app)
     app.register_blueprint(site.bp)
     app.register_blueprint(openapi.bp)
     for module_name in SERVICE_BLUEPRINTS:
@@ -66,3 +68,42 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if init_app is not None:
             init_app(app)
     return app
+
+
+# Pages load their scripts from /static or carry the per-response nonce (``<script nonce="{{ csp_nonce() }}">``);
+# styles may be inline (no script runs from them). Nothing may frame a page (the stove's buttons!).
+CONTENT_SECURITY_POLICY = {
+    "default-src": "'self'",
+    "script-src": "'self'",
+    "style-src": "'self' 'unsafe-inline'",
+    "img-src": "'self' data:",
+    "connect-src": "'self'",
+    "object-src": "'none'",
+    "base-uri": "'none'",
+    "form-action": "'self'",
+    "frame-ancestors": "'none'",
+}
+
+
+def _security_headers(app: Flask) -> None:
+    """CSP with nonces, frame-ancestors 'none', nosniff, Referrer-Policy and COOP on every response (flask-talisman)."""
+    if not app.config["SECURITY_HEADERS"]:
+        app.jinja_env.globals["csp_nonce"] = lambda: ""
+        return
+    Talisman(
+        app,
+        force_https=False,  # served on loopback or a LAN over http; HSTS is sent when a proxy terminates TLS
+        strict_transport_security=True,
+        frame_options="DENY",
+        content_security_policy=CONTENT_SECURITY_POLICY,
+        content_security_policy_nonce_in=["script-src"],
+        referrer_policy="same-origin",
+        session_cookie_secure=False,
+        permissions_policy={"camera": "()", "microphone": "()", "geolocation": "()"},
+    )
+
+    @app.after_request
+    def _isolation(response):
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        response.headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        return response

@@ -22,6 +22,22 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 16 * 1024 * 1024 + 64 * 1024,  # the largest upload (a 16 MiB .npy) plus form overhead
     "MAX_JSON_BYTES": 4 * 1024 * 1024,  # JSON request bodies
     "VALIDATE_RESPONSES": False,  # on in tests: responses are checked against their declared schema
+    "MAX_JSON_DEPTH": 64,  # nesting of arrays/objects in a JSON body, checked before parsing (400 beyond)
+    # Host headers served (DNS rebinding guard); add the names people use on a LAN; [] accepts any host.
+    "TRUSTED_HOSTS": ["127.0.0.1", "localhost", "[::1]"],
+    "API_TOKEN": "",  # bearer token for compute and job endpoints; "" and no API_TOKENS = loopback clients only
+    "API_TOKENS": {},  # per-person tokens {"name": "token"} for compute and jobs (jobs record their owner)
+    "COMPUTE_CONCURRENCY": 2,  # compute requests running at once per process; one more gets 503 + Retry-After
+    "COMPUTE_RETRY_AFTER_S": 2,  # the Retry-After of those 503s
+    "SYNC_MAX_SECONDS": 10.0,  # a direct (synchronous) answer's time budget: estimated longer -> job or 422
+    "SYNC_OVERRUN_FACTOR": 2.0,  # a run still going after SYNC_MAX_SECONDS x this is stopped (503)
+    "SECURITY_HEADERS": True,  # CSP, frame-ancestors, nosniff, Referrer-Policy, COOP on every response
+    # Production server (gunicorn.conf.py): workers, threads, and how long a client may take to send a request.
+    "WEB_WORKERS": 2,  # gunicorn worker processes (threads serve requests; jobs and the stove run beside them)
+    "WEB_THREADS": 16,  # threads per worker: a slow client holds one thread, never the worker
+    "WEB_HEADER_TIMEOUT_S": 10.0,  # request line + headers must arrive within this
+    "WEB_BODY_TIMEOUT_S": 60.0,  # the whole body must arrive within this (a 16 MiB upload at ~300 kB/s)
+    "WEB_SIDECARS": True,  # gunicorn and `serve` run the stove scheduler and the job workers as their own processes
     # --- redirector ---
     "COOLPAPERS_BASE": "https://papers.cool",
     "RESOLVE_MAX_QUERY_BYTES": 64 * 1024,
@@ -34,6 +50,11 @@ DEFAULTS: dict[str, Any] = {
     "JOBS_INLINE_RESULT_BYTES": 256 * 1024,  # larger results are stored aside, linked as GET /api/jobs/<id>/result
     "JOBS_MAX_RESULT_BYTES": 64 * 1024 * 1024,  # a larger result fails its job
     "JOBS_MAX_PENDING": 1000,  # queued + running jobs; more submissions get 429
+    "JOBS_MAX_PENDING_PER_CLIENT": 20,  # queued + running jobs of one owner (token or client address); 429 beyond
+    "JOBS_MAX_STORED_BYTES": 1024 * 1024 * 1024,  # all stored results together; the oldest finished jobs go first
+    "JOBS_KEY_SECRET": "",  # signs job keys; "" = generated once into <INSTANCE_DIR>/jobs_key_secret
+    "JOBS_DEMO_MAX_SECONDS": 60.0,  # jobs.demo_sleep: steps x step_s
+    "JOBS_DEMO_MAX_PAYLOAD_KB": 256,  # jobs.demo_sleep: filler in its result
     "JOBS_MAX_RUNTIME_S": 3600.0,  # a job still running after this fails at its next progress call
     "JOBS_KEEP_FINISHED": 5000,  # older finished jobs and their results are deleted
     "JOBS_LIST_MAX": 200,  # cap on GET /api/jobs?limit=
@@ -90,6 +111,7 @@ DEFAULTS: dict[str, Any] = {
     "MAD_MAX_ARRAY_ELEMENTS": 40_000_000,  # replicates x training-set size x dim held at once (~320 MB)
     "MAD_MAX_WORK": 2.5e12,  # estimated work of a run (mad.estimate_work, ~5e9 units/s per idle core): ~8 min
     "MAD_SYNC_MAX_WORK": 5e9,  # runs up to ~1 s answer directly; larger ones become a mad.simulate job (202)
+    "MAD_WORK_PER_SECOND": 5e9,  # work units one core does per second: estimated seconds for SYNC_MAX_SECONDS
     # --- stove ---
     "STOVE_ADAPTER": "simulated",  # relay driver: "simulated" | "home_assistant" | "miio"
     "STOVE_BURNERS": ["left", "right"],  # the only burner ids the API accepts
