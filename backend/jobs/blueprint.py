@@ -85,7 +85,7 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(
-        default=50, ge=1, description="at most JOBS_LIST_MAX", json_schema_extra=capped_by("JOBS_LIST_MAX")
+        default=50, ge=1, description="at most JOBS_LIST_MAX", json_schema_extra=capped_by("JOBS_LIST_MAX", "jobs")
     )
     status: Status | None = None
     kind: str | None = Field(default=None, max_length=100)

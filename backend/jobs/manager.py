@@ -123,7 +123,7 @@ def validate_params(kind: str, params: Mapping[str, Any] | BaseModel | None,
         if settings is None:
             model = spec.params.model_validate(dict(params or {}))
         else:
-            model = caps.validate(spec.params, dict(params or {}), settings)
+            model = caps.validate(spec.params, dict(params or {}), settings, strict=True)  # JSON: no true for 1
     except ValidationError as exc:
         from backend.web.api import validation_error  # the same wording as request fields
 

@@ -52,10 +52,7 @@ class EndpointSpec:
 
 
 def _field_name(loc: Iterable[Any]) -> str:
-    name = ""
-    for part in loc:
-        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
-    return name
+    return ".".join(str(part) for part in loc)
 
 
 def _json_type(value: Any) -> str:

@@ -10,7 +10,7 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, SecurityError
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge, SecurityError
 
 from backend.web.caps import CapExceeded, Over, fmt
 
@@ -120,7 +120,7 @@ def register_error_handlers(app: Flask) -> None:
         return jsonify(error_body(error)), 400
 
     @app.errorhandler(TimeoutError)
-    def _slow_client(_error: TimeoutError):
+    def _slow_client(_error: Exception):
         # The production worker gives each request body a deadline (gunicorn.conf.py); a client that stalls past
         # it gets this instead of holding a thread.
         return render_error(ApiError(408, "the request body arrived too slowly and was dropped; send it again",
@@ -128,6 +128,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
+        if isinstance(error, ClientDisconnected):  # werkzeug's word for a body that stopped coming (our deadline)
+            return _slow_client(error)
         message = error.description or error.name
         if error.code == 404:
             message = f"nothing here: {request.path}"

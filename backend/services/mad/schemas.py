@@ -197,7 +197,7 @@ def check_run_caps(params: SimulateParams, caps: Mapping[str, Any]) -> None:
     if params.effective_sample_size:  # the reference fits go up to 8 (n_real + n_synth) real samples
         largest = int(reference_sizes(cfg)[-1])
         refuse("MAD_MAX_TRAINING_SET", largest, caps, noun="samples", field="effective_sample_size",
-               said=f"estimating n_e needs a real-only fit of {fmt(largest)} samples",
+               said=f"the real-only reference fit of {fmt(largest)} samples that n_e needs",
                fix="use a smaller n_real + n_synth, or leave n_e off")
         refuse("MAD_MAX_ARRAY_ELEMENTS", REFERENCE_REPLICATES * largest * cfg.dim, caps,
                noun="numbers held at once", budget=True, field="effective_sample_size",
