@@ -48,11 +48,21 @@ def _app_version() -> str:
         return "0+unknown"
 
 
+def _trusted_hosts(config: dict[str, Any]) -> list[str]:
+    """TRUSTED_HOSTS, plus the address the server is told to listen on (an empty list accepts any Host)."""
+    trusted = list(config["TRUSTED_HOSTS"])
+    host = str(config.get("HOST") or "")
+    if trusted and host and ":" not in host and host != "0.0.0.0" and host not in trusted:
+        trusted.append(host)
+    return trusted
+
+
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the backend. ``config`` overrides environment variables, which override the defaults."""
     settings = load_config(config)
     app = _Backend(__name__, template_folder="web/templates", static_folder="web/static")
     app.config.update(settings)
+    app.config["TRUSTED_HOSTS"] = _trusted_hosts(app.config)
     app.config.setdefault("APP_VERSION", _app_version())
     Path(app.config["INSTANCE_DIR"]).mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

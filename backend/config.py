@@ -23,8 +23,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_JSON_BYTES": 4 * 1024 * 1024,  # JSON request bodies
     "VALIDATE_RESPONSES": False,  # on in tests: responses are checked against their declared schema
     "MAX_JSON_DEPTH": 64,  # nesting of arrays/objects in a JSON body, checked before parsing (400 beyond)
-    # Host headers served (DNS rebinding guard); add the names people use on a LAN; [] accepts any host.
-    "TRUSTED_HOSTS": ["127.0.0.1", "localhost", "[::1]"],
+    # Host headers served (DNS rebinding guard): add the names and addresses people use on a LAN ([] accepts any
+    # host). IPv6 literals cannot be listed (werkzeug's check); use a name for an IPv6 address.
+    "TRUSTED_HOSTS": ["127.0.0.1", "localhost"],
     "API_TOKEN": "",  # bearer token for compute and job endpoints; "" and no API_TOKENS = loopback clients only
     "API_TOKENS": {},  # per-person tokens {"name": "token"} for compute and jobs (jobs record their owner)
     "COMPUTE_CONCURRENCY": 2,  # compute requests running at once per process; one more gets 503 + Retry-After
