@@ -49,6 +49,12 @@ os.environ.update(worker_environment(settings))
 _sidecars: Sidecars | None = None
 
 
+def post_fork(server, worker) -> None:
+    # A thread waiting for the GIL behind compute threads gets it after at most this long (default 5 ms): a stove
+    # request releases and re-takes the GIL at every socket and SQLite call, so this bounds its latency under load.
+    sys.setswitchinterval(float(settings["WEB_GIL_SWITCH_S"]))
+
+
 def when_ready(server) -> None:
     global _sidecars
     if settings["WEB_SIDECARS"]:

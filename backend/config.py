@@ -38,6 +38,7 @@ DEFAULTS: dict[str, Any] = {
     "WEB_THREADS": 16,  # threads per worker: a slow client holds one thread, never the worker
     "WEB_HEADER_TIMEOUT_S": 10.0,  # request line + headers must arrive within this
     "WEB_BODY_TIMEOUT_S": 60.0,  # the whole body must arrive within this (a 16 MiB upload at ~300 kB/s)
+    "WEB_GIL_SWITCH_S": 0.001,  # Python's thread switch interval in web workers (control requests under compute)
     "WEB_SIDECARS": True,  # gunicorn and `serve` run the stove scheduler and the job workers as their own processes
     # --- redirector ---
     "COOLPAPERS_BASE": "https://papers.cool",
