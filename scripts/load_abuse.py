@@ -208,6 +208,19 @@ def _flood(url: str, stop: threading.Event, statuses: collections.Counter, accep
     session.close()
 
 
+def _gunicorn_refusals(url: str) -> dict[str, tuple[int, str | None]]:
+    """What the server (not the app) answers to an over-long request line and too many headers: (status, code)."""
+    out = {}
+    for name, kwargs in (("long request line", {"params": {"q": "a" * 9000}}),
+                         ("too many headers", {"headers": {f"X-H{i}": "x" for i in range(150)}})):
+        r = requests.get(url + "/api/resolve", timeout=30, **kwargs)
+        try:
+            out[name] = (r.status_code, r.json().get("code"))
+        except ValueError:
+            out[name] = (r.status_code, None)  # not JSON
+    return out
+
+
 # ---------------------------------------------------------------- the suite
 def run_suite(seconds: float = 20.0, *, heavy_threads: int = 4, slow_clients: int = 6,
               extra_load=None, settings: dict[str, str] | None = None) -> dict:
@@ -222,6 +235,7 @@ def run_suite(seconds: float = 20.0, *, heavy_threads: int = 4, slow_clients: in
                 started = time.monotonic()
                 session.get(server.url + "/api/stove/burners", timeout=30).raise_for_status()
                 idle.append(time.monotonic() - started)
+        refusals = _gunicorn_refusals(server.url)
         stop = threading.Event()
         outcomes: collections.Counter = collections.Counter()
         statuses: collections.Counter = collections.Counter()
@@ -277,6 +291,7 @@ def run_suite(seconds: float = 20.0, *, heavy_threads: int = 4, slow_clients: in
             "jobs_accepted": len(accepted),
             "jobs_unfinished": unfinished,
             "extra": extra,
+            "refusals": refusals,
             "server_log": str(instance / "gunicorn.log"),
         }
     finally:
@@ -302,6 +317,8 @@ def verdict(result: dict) -> list[str]:
                         f"{result['audit_cancels']}/{result['timer_cancels']} cancels")
     if not result["jobs_accepted"]:
         problems.append("the job flood got no job accepted")
+    if any(code is None for _, code in result["refusals"].values()):
+        problems.append(f"gunicorn refusals not in the JSON error shape: {result['refusals']}")
     return problems
 
 
@@ -318,6 +335,7 @@ def report(result: dict) -> str:
         f"job flood: {result['jobs_accepted']} accepted, {len(result['jobs_unfinished'])} not finished",
         "statuses: " + json.dumps(result["statuses"]),
         "slow clients: " + json.dumps(result["slow_clients"]),
+        "server refusals (status, code): " + json.dumps(result["refusals"]),
     ]
     return "\n".join(lines)
 
