@@ -18,14 +18,10 @@ from __future__ import annotations
 import os
 import sys
 
-from backend.config import load_config
+from backend.config import load_config_or_exit
 from backend.web.server import Sidecars, sidecar_commands, worker_environment
 
-try:
-    settings = load_config()
-except (SystemExit, ValueError) as exc:  # a bad setting: one line naming it, exit status 2
-    print(str(exc) or "config: invalid settings", file=sys.stderr)
-    raise SystemExit(2) from None
+settings = load_config_or_exit()  # a bad setting: one line naming it, exit status 2
 
 wsgi_app = "backend.wsgi:app"
 bind = [f"{settings['HOST']}:{settings['PORT']}"]

@@ -8,9 +8,9 @@ from backend import create_app
 from tests.conftest import config_for_tests
 from tests.jobs.conftest import wait_until
 
-ANN = {"Authorization": "Bearer ann-secret"}
-BOB = {"Authorization": "Bearer bob-secret"}
-TOKENS = {"ann": "ann-secret", "bob": "bob-secret"}
+ANN = {"Authorization": "Bearer ann-secret-0123456789"}
+BOB = {"Authorization": "Bearer bob-secret-0123456789"}
+TOKENS = {"ann": "ann-secret-0123456789", "bob": "bob-secret-0123456789"}
 
 
 @pytest.fixture

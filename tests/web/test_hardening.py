@@ -195,18 +195,18 @@ def test_without_a_token_compute_and_jobs_answer_this_machine_only(client):
 
 
 def test_with_tokens_every_caller_needs_one(tmp_path):
-    app = create_app(config_for_tests(tmp_path, API_TOKENS={"ann": "ann-secret"}, API_TOKEN="shared-secret"))
+    app = create_app(config_for_tests(tmp_path, API_TOKENS={"ann": "ann-secret-0123456789"}, API_TOKEN="shared-secret-0123456789"))
     client = app.test_client()
     body = {"text": "abc"}
     r = client.post("/api/tokenize", json=body)
     assert r.status_code == 401 and r.headers["WWW-Authenticate"] == "Bearer"
     r = client.post("/api/tokenize", json=body, headers={"Authorization": "Bearer nope"}, environ_base=REMOTE)
     assert r.status_code == 403 and r.json["limit"] == "API_TOKEN"
-    for token in ("ann-secret", "shared-secret"):
+    for token in ("ann-secret-0123456789", "shared-secret-0123456789"):
         r = client.post("/api/tokenize", json=body, headers={"Authorization": f"Bearer {token}"}, environ_base=REMOTE)
         assert r.status_code == 200
     # The stove keeps its own token: an API token does not open it.
-    r = client.post("/api/stove/burners/left/shutoff", headers={"Authorization": "Bearer ann-secret"})
+    r = client.post("/api/stove/burners/left/shutoff", headers={"Authorization": "Bearer ann-secret-0123456789"})
     assert r.status_code == 403
     for hook in app.extensions.get("shutdown_hooks", []):
         hook()
