@@ -314,6 +314,17 @@ class ApiBlueprint(Blueprint):
             def endpoint(**path_args: Any) -> Response:
                 if gated:
                     access.require()  # before anything is parsed: an anonymous caller learns nothing
+                if cost is None:
+                    return _to_response(view(**arguments(path_args)), spec)
+                # A compute slot before the body is read: a 4 MB matrix costs ~200 MB while it is parsed and
+                # validated, so the number of those at once is bounded too.
+                with budget.slot():
+                    kwargs = arguments(path_args)
+                    with budget.deadline(budget.estimate(cost, kwargs.get("body")), fix=fix):
+                        result = view(**kwargs)
+                return _to_response(result, spec)
+
+            def arguments(path_args: dict[str, Any]) -> dict[str, Any]:
                 kwargs: dict[str, Any] = dict(path_args)
                 if query is not None:
                     kwargs["query"] = _validate(query, _query_dict(query), "query")
@@ -329,11 +340,7 @@ class ApiBlueprint(Blueprint):
                     kwargs["body"] = _validate(body, read_json_body(), "body")
                 else:
                     _refuse_body()
-                if cost is None:
-                    return _to_response(view(**kwargs), spec)
-                with budget.compute(budget.estimate(cost, kwargs.get("body")), fix=fix):
-                    result = view(**kwargs)
-                return _to_response(result, spec)
+                return kwargs
 
             endpoint.api_spec = spec  # type: ignore[attr-defined]
             self.add_url_rule(rule, view.__name__, endpoint, methods=[spec.method])

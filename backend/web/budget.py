@@ -2,8 +2,9 @@
 
 ``ApiBlueprint.api(..., cost=fn)`` runs a compute endpoint through :func:`compute`:
 
-1. a slot: at most ``COMPUTE_CONCURRENCY`` compute requests run at once in a process; one more is answered 503
-   with ``Retry-After`` at once (it never queues, so the threads stay free for the stove and health endpoints);
+1. a slot: at most ``COMPUTE_CONCURRENCY`` compute requests are read and run at once in a process; one more is
+   answered 503 with ``Retry-After`` at once, before its body is read (it never queues, so the threads stay free
+   for the stove and health endpoints, and large bodies are parsed a bounded number at a time);
 2. an estimate: ``fn(body)`` predicts the run's seconds (calibrated by ``scripts/calibrate_costs.py``); one over
    ``SYNC_MAX_SECONDS`` is refused with a 422 that says how to make it smaller or run it as a job;
 3. a deadline: a run that still overruns (``SYNC_MAX_SECONDS`` x ``SYNC_OVERRUN_FACTOR``) is stopped: cooperative
@@ -128,21 +129,32 @@ _watchdog = _Watchdog()
 
 
 @contextmanager
-def compute(estimate_s: float, *, fix: str) -> Iterator[None]:
-    """Run the body as one synchronous compute request: a slot, the estimate admitted, a deadline enforced."""
+def slot() -> Iterator[None]:
+    """One of this process's ``COMPUTE_CONCURRENCY`` compute slots, or a 503 with ``Retry-After`` at once."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     state = _state(app)
-    admit(estimate_s, fix=fix)
     if not state["slots"].acquire(blocking=False):
         raise _busy()
     with state["lock"]:
         state["running"] += 1
+    try:
+        yield
+    finally:
+        with state["lock"]:
+            state["running"] -= 1
+        state["slots"].release()
+
+
+@contextmanager
+def deadline(estimate_s: float, *, fix: str) -> Iterator[None]:
+    """Admit a run estimated at ``estimate_s`` (422 over SYNC_MAX_SECONDS) and stop it past its deadline (503)."""
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    admit(estimate_s, fix=fix)
     limit = float(app.config["SYNC_MAX_SECONDS"])
     allowed = limit * float(app.config["SYNC_OVERRUN_FACTOR"])
-    deadline = time.monotonic() + allowed
-    g.compute_deadline = deadline
+    g.compute_deadline = time.monotonic() + allowed
     try:
-        _watchdog.watch(deadline)
+        _watchdog.watch(g.compute_deadline)
         try:
             yield
         finally:
@@ -154,9 +166,14 @@ def compute(estimate_s: float, *, fix: str) -> Iterator[None]:
                        headers={"Retry-After": str(int(app.config["COMPUTE_RETRY_AFTER_S"]))}) from None
     finally:
         g.compute_deadline = None
-        with state["lock"]:
-            state["running"] -= 1
-        state["slots"].release()
+
+
+@contextmanager
+def compute(estimate_s: float, *, fix: str) -> Iterator[None]:
+    """A synchronous compute run in a view (MAD's direct answers): a slot, the estimate admitted, the deadline."""
+    admit(estimate_s, fix=fix)  # before taking a slot: a refused run never holds one
+    with slot(), deadline(estimate_s, fix=fix):
+        yield
 
 
 def estimate(cost: Callable[[Any], float] | float, body: Any) -> float:
