@@ -81,7 +81,7 @@ def test_stove_page_token_countdown_buttons_and_audit(stove_page):
     minutes.clear()
     minutes.send_keys("0")
     click(browser, "left", "arm")
-    wait(browser, lambda: "greater than 0" in feedback(browser))
+    wait(browser, lambda: "minutes must be more than 0" in feedback(browser))
 
     # Arm 10 minutes: the state changes and the countdown runs.
     minutes.clear()
