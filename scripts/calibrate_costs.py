@@ -71,7 +71,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    app = create_app(config_for_tests(Path(tempfile.mkdtemp(prefix="calibrate-")), SYNC_MAX_SECONDS=1e9,
+    app = create_app(config_for_tests(Path(tempfile.mkdtemp(prefix="calibrate-")), SYNC_MAX_SECONDS=3600.0,
                                       VALIDATE_RESPONSES=False))
     client = app.test_client()
     rows = []
