@@ -174,7 +174,7 @@ def _su_rows() -> list[SuRow]:
 
 
 # Seconds per scored byte and variant (scripts/calibrate_costs.py, 2-core machine, loaded; one torch thread).
-SECONDS_PER_BYTE_VARIANT = 1e-3
+SECONDS_PER_BYTE_VARIANT = 3e-4  # measured ~1.6e-4; x2 for a busier machine
 
 
 def estimated_seconds(body: ScoreRequest) -> float:

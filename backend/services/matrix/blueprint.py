@@ -96,9 +96,10 @@ def _matrix(body: MatrixInput, files: dict[str, FileStorage]) -> np.ndarray:
 
 # ---------------------------------------------------------------- compute estimates (backend.web.budget)
 # Seconds per unit of work, measured by scripts/calibrate_costs.py on the 2-core development machine while loaded.
-SVD_S_PER_FLOP = 2e-10  # exact SVD: m n min(m, n) ("flops" up to a constant)
-SKETCH_S_PER_FLOP = 1e-9  # randomized: m n (r + p) (2 q + 2)
-MONARCH_S_PER_ENTRY = 5e-8
+SVD_S_PER_FLOP = 4e-9  # exact SVD: m n min(m, n) (measured 2.7e-9 to 3.5e-9 with one BLAS thread)
+SKETCH_S_PER_FLOP = 1.5e-8  # randomized: m n (r + p) (2 q + 2)
+MONARCH_S_PER_ENTRY = 4e-6  # the projection: one rank-1 SVD per block
+JSON_S_PER_ENTRY = 3e-6  # reading, checking and converting a JSON matrix (an upload is read before its estimate)
 IMAGE_S_PER_CUBE = 3e-8  # compress: two SVDs of the n x n image and its blocks
 
 
@@ -108,13 +109,14 @@ def lowrank_seconds(body: LowRankRequest, shape: tuple[int, int] | None = None) 
             return 0.0  # an upload: estimated once it is read (lowrank admits it then)
         shape = (len(body.matrix), len(body.matrix[0]))
     m, n = shape
+    parse = JSON_S_PER_ENTRY * m * n if body.matrix is not None else 0.0
     if body.method == "exact":
-        return 0.05 + SVD_S_PER_FLOP * m * n * min(m, n)
-    return 0.05 + SKETCH_S_PER_FLOP * m * n * (body.rank + body.oversample) * (2 * body.power_iters + 2)
+        return 0.05 + parse + SVD_S_PER_FLOP * m * n * min(m, n)
+    return 0.05 + parse + SKETCH_S_PER_FLOP * m * n * (body.rank + body.oversample) * (2 * body.power_iters + 2)
 
 
 def monarch_seconds(body: MonarchRequest) -> float:
-    return 0.0 if body.matrix is None else 0.05 + MONARCH_S_PER_ENTRY * len(body.matrix) ** 2
+    return 0.0 if body.matrix is None else 0.05 + (MONARCH_S_PER_ENTRY + JSON_S_PER_ENTRY) * len(body.matrix) ** 2
 
 
 def compress_seconds(body: CompressForm) -> float:
@@ -123,7 +125,7 @@ def compress_seconds(body: CompressForm) -> float:
 
 # ---------------------------------------------------------------- endpoints
 @bp.api("POST", "/api/matrix/lowrank", body=LowRankRequest, response=LowRankResponse, files=("file",),
-        cost=lowrank_seconds, fix="use method randomized, or submit it as a matrix.lowrank job",
+        cost=lowrank_seconds, fix="use method randomized, or a smaller matrix (JSON matrices can also run as a matrix.lowrank job)",
         summary="Optimal (SVD) or randomized rank-r approximation with its errors", errors=MATRIX_ERRORS)
 def lowrank(body: LowRankRequest, files: dict[str, FileStorage]) -> dict:
     """Best rank-r approximation by Eckart-Young: Frobenius error sqrt(sum_{i>r} sigma_i^2), spectral sigma_{r+1}.
@@ -138,7 +140,7 @@ def lowrank(body: LowRankRequest, files: dict[str, FileStorage]) -> dict:
                        field="rank")
     if body.return_factors:
         check_factors(body.rank, a.shape[0], a.shape[1], current_app.config)
-    budget.admit(lowrank_seconds(body, a.shape), fix="use method randomized, or submit it as a matrix.lowrank job")
+    budget.admit(lowrank_seconds(body, a.shape), fix="use method randomized, or a smaller matrix (JSON matrices can also run as a matrix.lowrank job)")
     return lowrank_result(a, body, lambda *_: budget.check())
 
 

@@ -161,7 +161,7 @@ SECONDS_PER_VOCAB_PIECE = 2e-5
 def estimated_seconds(body: _Segmenting) -> float:
     """The compute budget's estimate of one request (``backend.web.budget``)."""
     samples = getattr(body, "samples", 1)
-    return (0.05 + SECONDS_PER_SAMPLED_CHAR * samples * len(body.text)
+    return (0.15 + SECONDS_PER_SAMPLED_CHAR * samples * len(body.text)
             + SECONDS_PER_VOCAB_PIECE * len(body.vocab or ()))
 
 
