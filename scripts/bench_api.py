@@ -125,11 +125,14 @@ def main() -> int:
     parser.add_argument("--load-seconds", type=float, default=30.0, help="the abuse part (0 skips it)")
     args = parser.parse_args()
     port = _free_port()
-    env = {**os.environ, "BENCH_INSTANCE_DIR": tempfile.mkdtemp(prefix="bench-api-"), "PYTHONPATH": str(ROOT)}
+    instance = tempfile.mkdtemp(prefix="bench-api-")
+    # The repository's gunicorn.conf.py applies (production settings); its sidecars share the same instance folder.
+    env = {**os.environ, "BENCH_INSTANCE_DIR": instance, "BACKEND_INSTANCE_DIR": instance, "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "--log-level", "warning",
          "--chdir", str(ROOT / "scripts"), "bench_api:make_app()"],
         env=env,
+        cwd=ROOT,
     )
     try:
         for _ in range(300):

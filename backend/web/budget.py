@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import math
 import threading
@@ -23,7 +24,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, request
 
 from backend.web.caps import fmt
 from backend.web.errors import ApiError
@@ -56,6 +57,15 @@ def _busy() -> ApiError:
     return ApiError(503, f"the server is busy with {slots} other computation{'s' if slots != 1 else ''}; "
                          f"try again in {retry} s", code="busy", limit="COMPUTE_CONCURRENCY", limit_value=slots,
                     headers={"Retry-After": str(retry)})
+
+
+def _discard_body() -> None:
+    """Read and drop an unread request body in small pieces (never parsed, never held), so the client's
+    keep-alive connection stays usable for its retry after the 503."""
+    with contextlib.suppress(Exception):  # too large, or too slow: the server closes the connection instead
+        stream = request.stream
+        while stream.read(64 * 1024):
+            pass
 
 
 def admit(estimate_s: float, *, fix: str) -> None:
@@ -134,6 +144,7 @@ def slot() -> Iterator[None]:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     state = _state(app)
     if not state["slots"].acquire(blocking=False):
+        _discard_body()
         raise _busy()
     with state["lock"]:
         state["running"] += 1
