@@ -122,6 +122,7 @@ class Harness:
             "JOBS_PROGRESS_INTERVAL_S": 0.02,
             "JOBS_MAX_PENDING": 1000,
             "JOBS_MAX_PENDING_PER_CLIENT": 1000,  # every request comes from this one loopback client
+            "JOBS_DEMO_MAX_PAYLOAD_KB": 1024,  # results over the inline limit (256 KiB) are part of the tests
         }
         if redis_url:
             settings["CELERY_BROKER_URL"] = redis_url

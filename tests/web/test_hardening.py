@@ -21,6 +21,22 @@ REMOTE = {"REMOTE_ADDR": "10.0.0.5"}
 
 
 @pytest.fixture
+def make_app(tmp_path):
+    """create_app with test settings; every app made is shut down after the test (its stove scheduler too)."""
+    made = []
+
+    def make(**settings):
+        app = create_app(config_for_tests(tmp_path / f"app{len(made)}", **settings))
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        for hook in app.extensions.get("shutdown_hooks", []):
+            hook()
+
+
+@pytest.fixture
 def strict_app(tmp_path):
     app = create_app(config_for_tests(tmp_path, STOVE_API_TOKEN=STOVE_TOKEN, JOBS_EMBEDDED_POOL=False))
     yield app
@@ -166,8 +182,8 @@ def test_security_headers_on_every_response(client, path):
             assert f'nonce="{_nonce(csp)}"' in attributes, (path, attributes)
 
 
-def test_untrusted_host_headers_are_refused(tmp_path):
-    app = create_app(config_for_tests(tmp_path))
+def test_untrusted_host_headers_are_refused(make_app):
+    app = make_app()
     client = app.test_client()
     r = client.get("/api/health", headers={"Host": "evil.example:5000"})
     assert r.status_code == 400 and r.json["code"] == "untrusted_host" and r.json["limit"] == "TRUSTED_HOSTS"
@@ -175,7 +191,7 @@ def test_untrusted_host_headers_are_refused(tmp_path):
     assert r.status_code == 400 and r.json["code"] == "untrusted_host"
     for host in ("localhost:5000", "127.0.0.1:5000", "localhost"):
         assert client.get("/api/health", headers={"Host": host}).status_code == 200, host
-    lan = create_app(config_for_tests(tmp_path / "lan", TRUSTED_HOSTS=["stove.lan"], HOST="192.168.1.20"))
+    lan = make_app(TRUSTED_HOSTS=["stove.lan"], HOST="192.168.1.20")
     assert lan.test_client().get("/api/health", headers={"Host": "stove.lan:5000"}).status_code == 200
     assert lan.test_client().get("/api/health", headers={"Host": "192.168.1.20:5000"}).status_code == 200
     assert lan.test_client().get("/api/health", headers={"Host": "localhost"}).status_code == 400
@@ -194,8 +210,8 @@ def test_without_a_token_compute_and_jobs_answer_this_machine_only(client):
     assert client.get("/api/health", environ_base=REMOTE).status_code == 200
 
 
-def test_with_tokens_every_caller_needs_one(tmp_path):
-    app = create_app(config_for_tests(tmp_path, API_TOKENS={"ann": "ann-secret-0123456789"}, API_TOKEN="shared-secret-0123456789"))
+def test_with_tokens_every_caller_needs_one(make_app):
+    app = make_app(API_TOKENS={"ann": "ann-secret-0123456789"}, API_TOKEN="shared-secret-0123456789")
     client = app.test_client()
     body = {"text": "abc"}
     r = client.post("/api/tokenize", json=body)
@@ -208,13 +224,11 @@ def test_with_tokens_every_caller_needs_one(tmp_path):
     # The stove keeps its own token: an API token does not open it.
     r = client.post("/api/stove/burners/left/shutoff", headers={"Authorization": "Bearer ann-secret-0123456789"})
     assert r.status_code == 403
-    for hook in app.extensions.get("shutdown_hooks", []):
-        hook()
 
 
 # ---------------------------------------------------------------- the compute budget
-def test_a_full_compute_budget_is_a_503_with_retry_after_and_control_still_answers(tmp_path):
-    app = create_app(config_for_tests(tmp_path, COMPUTE_CONCURRENCY=1, COMPUTE_RETRY_AFTER_S=3))
+def test_a_full_compute_budget_is_a_503_with_retry_after_and_control_still_answers(make_app):
+    app = make_app(COMPUTE_CONCURRENCY=1, COMPUTE_RETRY_AFTER_S=3)
     client = app.test_client()
     slots = budget._state(app)["slots"]
     assert slots.acquire(blocking=False)  # another request holds the only slot
@@ -231,8 +245,8 @@ def test_a_full_compute_budget_is_a_503_with_retry_after_and_control_still_answe
     assert budget.running(app) == 0
 
 
-def test_a_run_estimated_over_sync_max_seconds_is_a_422_saying_what_to_do(tmp_path):
-    app = create_app(config_for_tests(tmp_path, SYNC_MAX_SECONDS=0.01))
+def test_a_run_estimated_over_sync_max_seconds_is_a_422_saying_what_to_do(make_app):
+    app = make_app(SYNC_MAX_SECONDS=0.01)
     r = app.test_client().post("/api/tokenize", json={"text": "abc" * 1000, "samples": 300})
     assert r.status_code == 422 and (r.json["limit"], r.json["limit_value"]) == ("SYNC_MAX_SECONDS", 0.01)
     assert r.json["error"].startswith("this would take about ") and r.json["error"].endswith(
@@ -263,6 +277,8 @@ def spinning_app(tmp_path):
     app.register_blueprint(bp)
     app.spin_state = state
     yield app
+    for hook in app.extensions.get("shutdown_hooks", []):
+        hook()
 
 
 @pytest.mark.parametrize("cooperative", [False, True])
