@@ -155,21 +155,24 @@ def test_timer_success_rearm_and_cancel(stove_client):
 
 
 @pytest.mark.parametrize("body, field, fragment", [
-    ({"minutes": 0}, "minutes", "greater than 0"),
-    ({"minutes": -3}, "minutes", "greater than 0"),
-    ({"minutes": 240.5}, "minutes", "over the limit STOVE_TIMER_MAX_MIN=240.0"),
-    ({"minutes": 1e9}, "minutes", "STOVE_TIMER_MAX_MIN"),
-    ({"minutes": "5"}, "minutes", "valid number"),
-    ({"minutes": True}, "minutes", "valid number"),
-    ({"minutes": None}, "minutes", "valid number"),
-    ({}, "minutes", "Field required"),
-    ({"minutes": 5, "seconds": 3}, "seconds", "Extra inputs"),
-    ([5], None, "valid dictionary"),
+    ({"minutes": 0}, "minutes", "minutes must be more than 0, not 0"),
+    ({"minutes": -3}, "minutes", "minutes must be more than 0, not -3"),
+    ({"minutes": 240.5}, "minutes", "240.5 minutes is over the limit of 240 minutes; use at most 240 minutes"),
+    ({"minutes": 1e9}, "minutes", "1,000,000,000 minutes is over the limit of 240 minutes"),
+    ({"minutes": "5"}, "minutes", "minutes must be a number, not the text '5'"),
+    ({"minutes": True}, "minutes", "minutes must be a number, not true"),
+    ({"minutes": None}, "minutes", "minutes must be a number, not null"),
+    ({}, "minutes", "minutes is required"),
+    ({"minutes": 5, "seconds": 3}, "seconds", "seconds is not a field of this request; remove it"),
+    ([5], None, "the body must be an object, not a list"),
 ])
 def test_timer_bad_durations_are_422(stove_client, body, field, fragment):
     r = stove_client.post("/api/stove/burners/left/timer", json=body, headers=AUTH)
     assert r.status_code == 422, r.json
     assert r.json["field"] == field and fragment in r.json["error"]
+    assert "STOVE_" not in r.json["error"]
+    if "over the limit" in fragment:
+        assert (r.json["limit"], r.json["limit_value"]) == ("STOVE_TIMER_MAX_MIN", 240.0)
 
 
 def test_timer_bad_json_is_400_and_wrong_type_415(stove_client):
@@ -227,11 +230,11 @@ def test_audit_lists_who_what_when_result(stove_client):
 
 
 @pytest.mark.parametrize("query, status, fragment", [
-    ("limit=501", 422, "over the limit STOVE_AUDIT_PAGE_MAX=500"),
-    ("limit=0", 422, "greater than or equal to 1"),
-    ("limit=abc", 422, "valid integer"),
-    ("before_id=-1", 422, "greater than or equal to 1"),
-    ("colour=red", 422, "Extra inputs"),
+    ("limit=501", 422, "501 rows is over the limit of 500 rows; use at most 500 rows"),
+    ("limit=0", 422, "limit must be at least 1, not 0"),
+    ("limit=abc", 422, "limit must be a whole number, not the text 'abc'"),
+    ("before_id=-1", 422, "before_id must be at least 1, not -1"),
+    ("colour=red", 422, "colour is not a field of this request; remove it"),
     ("burner=middle", 404, "unknown burner"),
 ])
 def test_audit_bad_queries(stove_client, query, status, fragment):

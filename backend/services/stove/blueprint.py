@@ -101,7 +101,7 @@ class TimerIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     minutes: float = Field(gt=0, allow_inf_nan=False, strict=True,
                            description="minutes from now; capped by STOVE_TIMER_MAX_MIN",
-                           json_schema_extra=capped_by("STOVE_TIMER_MAX_MIN"))
+                           json_schema_extra=capped_by("STOVE_TIMER_MAX_MIN", "minutes"))
 
 
 class TimerOut(BaseModel):
@@ -119,7 +119,7 @@ class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     limit: int = Field(
         default=100, ge=1, description="rows, newest first (at most STOVE_AUDIT_PAGE_MAX)",
-        json_schema_extra=capped_by("STOVE_AUDIT_PAGE_MAX"),
+        json_schema_extra=capped_by("STOVE_AUDIT_PAGE_MAX", "rows"),
     )
     burner: str | None = Field(default=None, description="only this burner")
     before_id: int | None = Field(default=None, ge=1, le=2**63 - 1, description="rows older than this id (paging)")
