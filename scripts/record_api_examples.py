@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from tqdm import tqdm
 
@@ -61,7 +61,6 @@ def main() -> int:
     submitted = client.post("/api/jobs", json=declared["POST /api/jobs"]["request"], headers=headers)
     finished = _wait_done(client, submitted.json["status_url"], headers)
     running = client.post("/api/jobs", json=LONG_JOB, headers=headers).json
-    job_urls = {"GET": finished["status_url"], "DELETE": running["status_url"]}
 
     document = build_openapi(app)
     failures, recorded = [], 0
@@ -72,22 +71,27 @@ def main() -> int:
     for path, method, op in tqdm(operations, desc="operations", unit="op"):
         key = examples.operation_key(method, path)
         entry = declared.setdefault(key, {})
-        url = path
-        for parameter in op.get("parameters", []):
-            if parameter["in"] == "path":
-                url = url.replace("{" + parameter["name"] + "}", str(parameter["example"]))
-        if "{job_id}" in path:
-            job_url = job_urls["DELETE" if method == "delete" else "GET"]
-            job_id = job_url.split("/api/jobs/", 1)[1].split("?", 1)[0]
-            entry.setdefault("path", {})["job_id"] = job_id
-            url = job_url.split("?", 1)[0] + path.split("{job_id}", 1)[1] + (
-                "?" + job_url.split("?", 1)[1] if "?" in job_url else "")
+        path_values = {p["name"]: p.get("example") for p in op.get("parameters", []) if p["in"] == "path"}
         query = {p["name"]: p["example"] for p in op.get("parameters", []) if p["in"] == "query" and "example" in p}
+        if "{job_id}" in path:
+            # this run's jobs: the finished one, or the running one to cancel; their key reads them
+            job = running if method == "delete" else finished
+            path_values["job_id"] = job["id"]
+            entry.setdefault("path", {})["job_id"] = job["id"]
+            key_param = parse_qs(urlsplit(job["status_url"]).query).get("key")
+            if key_param:
+                query["key"] = key_param[0]
+                entry.setdefault("query", {})["key"] = key_param[0]
+        url = path
+        for name, value in path_values.items():
+            url = url.replace("{" + name + "}", str(value))
         if query:
-            url += ("&" if "?" in url else "?") + urlencode(query, doseq=True)
+            url += "?" + urlencode(query, doseq=True)
         media = op.get("requestBody", {}).get("content", {}).get(JSON_BODY)
         body = media.get("example") if media else None
-        answer = client.open(url, method=method.upper(), json=body, headers=headers)
+        # the submission of the job the job paths show, so that their ids and keys agree
+        answer = submitted if key == "POST /api/jobs" else client.open(url, method=method.upper(), json=body,
+                                                                        headers=headers)
         for _ in range(20):  # 409: the previous example's command (a stove cut) is still under way
             if answer.status_code != 409:
                 break

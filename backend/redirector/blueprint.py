@@ -12,7 +12,7 @@ from backend.redirector import catalog
 from backend.redirector.resolver import CONTEXTS, Resolution, load_grammar, stays_under
 from backend.web import limits
 from backend.web.api import ApiBlueprint
-from backend.web.caps import fmt
+from backend.web.caps import CapExceeded, fmt
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
@@ -196,8 +196,10 @@ def arxiv_search():
     # Said next to the search box, which keeps the text: the page stays usable for another try.
     try:
         _check_text("query", query)
-    except ApiError as exc:
-        return render_template("redirector/papers.html", heading="Search", query_error=exc.message, **page), exc.status
+    except CapExceeded as exc:
+        error = ApiError.over(exc.over)
+        return render_template("redirector/papers.html", heading="Search", query_error=error.message, **page), \
+            error.status
     words = load_grammar().search_words(query)
     if not words:
         message = "Type some words of a title or an abstract to search the local catalog." if not query.strip() else \

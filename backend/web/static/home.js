@@ -38,6 +38,12 @@
           "openreview.net/forum?id=…) or a few words of its title.");
       return;
     }
+    if (answer.data && answer.data.limit === "RESOLVE_MAX_QUERY_BYTES") {
+      const size = new TextEncoder().encode(text).length.toLocaleString();
+      say(`That text is ${size} bytes; the box takes at most ${answer.data.limit_value.toLocaleString()}. ` +
+          "Paste one reference, a paper's URL or its id.");
+      return;
+    }
     if (!answer.ok) {
       say(answer.error);
       return;
