@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from flask import Response, current_app, render_template
+from flask import Response, current_app, render_template, url_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.jobs import init_app, manager, public
@@ -17,7 +17,7 @@ from backend.web import access
 from backend.web.api import ApiBlueprint
 from backend.web.caps import capped_by
 from backend.web.errors import ApiError
-from backend.web.pages import register_page
+from backend.web.pages import JOB_VIEWS, PAGES, register_page
 
 __all__ = ["bp", "init_app"]
 
@@ -238,4 +238,12 @@ def jobs_page() -> str:
         statuses=STATUSES,
         backend=current_app.config["JOBS_BACKEND"],
         list_max=current_app.config["JOBS_LIST_MAX"],
+        views=_job_views(),
     )
+
+
+def _job_views() -> dict[str, dict[str, str]]:
+    """Kind -> the page that shows its results as charts ({url, title}), from ``register_job_view``."""
+    titles = {page.endpoint: page.title for page in PAGES}
+    return {kind: {"url": url_for(endpoint), "title": titles.get(endpoint, endpoint)}
+            for kind, endpoint in sorted(JOB_VIEWS.items()) if kind in TASKS}

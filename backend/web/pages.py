@@ -19,3 +19,13 @@ def register_page(title: str, endpoint: str, description: str) -> None:
     """Declare a page (``endpoint`` as for ``url_for``); call it at import time of a blueprint module."""
     if not any(page.endpoint == endpoint for page in PAGES):
         PAGES.append(Page(title, endpoint, description))
+
+
+# Job kinds whose result a page can show in its own view (charts, not JSON): the page reads ?job=<id>&key=<key>
+# (jobs.js: loadJobFromPage) and the /jobs page links finished jobs of that kind to it.
+JOB_VIEWS: dict[str, str] = {}
+
+
+def register_job_view(kind: str, endpoint: str) -> None:
+    """Declare that page ``endpoint`` shows results of job ``kind`` given ``?job=<id>&key=<key>``."""
+    JOB_VIEWS[kind] = endpoint

@@ -152,6 +152,11 @@ def test_stove_page_token_countdown_buttons_and_audit(stove_page, live_server):
         return any("stove page" in t and "cut delivered at" in t for t in texts)
 
     wait(browser, audit_has_the_cut, timeout=5)
+    # when: the date and time in the viewer's zone (the shared time.js), the exact UTC instant in datetime
+    when = browser.execute_script(
+        "const t = document.querySelector('#audit tbody tr td time');"
+        "return t && [t.textContent, t.dateTime, formatTime(t.dateTime)]")
+    assert when and when[0] == when[2] and str(time.gmtime().tm_year) in when[0] and when[1].endswith("Z")
 
 
 def test_stove_page_shows_fault_and_alert(stove_page):

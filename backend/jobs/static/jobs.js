@@ -12,6 +12,10 @@
  * A job is read and cancelled with its key: pass the submission's answer ({id, status_url, ...}, whose URLs carry
  * ?key=) wherever a job is expected. Every job this browser starts is remembered in local storage (rememberedJobs()),
  * which is how the /jobs page lists "my jobs".
+ *
+ * A page that shows a job kind's result in its own view (register_job_view in backend/web/pages.py) reopens it from
+ * its URL, ?job=<id>&key=<key> (the /jobs page links there), with a progress bar while it still runs:
+ *   loadJobFromPage(progressBox, (job) => { fillForm(form, job.params); job.status === "done" ? render(job.result) : showError(job.error); });
  */
 (function (global) {
   "use strict";
@@ -181,6 +185,40 @@
     }, options);
   }
 
+  /* The job named by this page's URL (?job=<id>&key=<key>), followed in `container` until it finishes; then
+   * onDone(job) (job.result is filled in when done; job.error says why not). Returns false when the URL names none. */
+  function loadJobFromPage(container, onDone) {
+    const query = new URLSearchParams(global.location.search);
+    const id = query.get("job");
+    if (!id) return false;
+    const key = query.get("key");
+    const ref = {id: id, status_url: `/api/jobs/${encodeURIComponent(id)}` +
+                 (key ? `?key=${encodeURIComponent(key)}` : "")};
+    jobProgress(container, ref, {onDone: onDone});
+    return true;
+  }
+
+  /* Put a job's params back into the form that would start it (fields matched by name; checkboxes ticked by truth). */
+  function fillForm(form, params) {
+    for (const [name, value] of Object.entries(params || {})) {
+      const field = form.elements.namedItem(name);
+      if (!field || value === null || value === undefined) continue;
+      if (field.type === "checkbox") field.checked = Boolean(value);
+      else field.value = typeof value === "object" ? JSON.stringify(value) : String(value);
+    }
+  }
+
+  /* The address of `job`'s result in its service's own page (`viewUrl` from register_job_view), key included. */
+  function jobViewUrl(viewUrl, job) {
+    const key = new URL(job.status_url, global.location.href).searchParams.get("key") || job.job_key || "";
+    const query = new URLSearchParams({job: job.id});
+    if (key) query.set("key", key);
+    return `${viewUrl}?${query}`;
+  }
+
+  global.loadJobFromPage = loadJobFromPage;
+  global.fillForm = fillForm;
+  global.jobViewUrl = jobViewUrl;
   global.rememberedJobs = rememberedJobs;
   global.rememberJob = rememberJob;
   global.forgetJob = forgetJob;

@@ -17,6 +17,12 @@
   const detail = document.getElementById("job-detail");
   const detailId = document.getElementById("job-detail-id");
   const detailBody = document.getElementById("job-detail-body");
+  const kindError = document.getElementById("job-kind-error");
+  const paramsError = document.getElementById("job-params-error");
+  const viewBox = document.getElementById("job-view");
+  const viewLink = document.getElementById("job-view-link");
+  // kind -> {url, title}: the page that shows that kind's results as charts (register_job_view)
+  const VIEWS = JSON.parse(document.getElementById("jobs-table").dataset.views || "{}");
   const SHOW_CHARS = 20000;  // a result of megabytes would freeze the page; the link has it all
 
   let watcher = null;
@@ -40,29 +46,61 @@
     node.hidden = !message;
   }
 
+  /* An error next to the field it is about (the kind, or the params), else under the form. */
+  function fieldError(message, field) {
+    for (const [node, input] of [[kindError, kind], [paramsError, params]]) {
+      showError(node, "");
+      input.removeAttribute("aria-invalid");
+    }
+    showError(formError, "");
+    if (!message) return;
+    const where = field === "kind" ? [kindError, kind] : field && field.startsWith("params") ? [paramsError, params] : null;
+    if (!where) { showError(formError, message); return; }
+    showError(where[0], message);
+    where[1].setAttribute("aria-invalid", "true");
+  }
+
+  function showView(job) {
+    const view = VIEWS[job.kind];
+    viewBox.hidden = !(view && job.status === "done");
+    if (viewBox.hidden) return;
+    viewLink.href = jobViewUrl(view.url, job);
+    viewLink.textContent = `Open the result on the ${view.title} page`;
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    showError(formError, "");
+    // a new try: the last job's progress and result go, whatever this one's fate
+    if (watcher) watcher.stop();
+    current.replaceChildren();
+    resultBox.hidden = true;
+    viewBox.hidden = true;
+    fieldError("");
     let body;
     try {
       body = JSON.parse(params.value || "{}");
     } catch (e) {
-      showError(formError, `Params are not valid JSON: ${e.message}`);
+      fieldError(`The params are not valid JSON (${e.message}); write them as {"name": value, ...}.`, "params");
+      return;
+    }
+    if (body === null || typeof body !== "object" || Array.isArray(body)) {
+      fieldError('The params are a JSON object: {"name": value, ...}.', "params");
       return;
     }
     let job;
     try {
       job = await submitJob(kind.value, body);
     } catch (e) {
-      showError(formError, e.message);
+      fieldError(e.message, e.body && e.body.field);
       return;
     }
-    if (watcher) watcher.stop();
-    current.replaceChildren();
-    resultBox.hidden = true;
+    const submitted = Object.assign({kind: kind.value}, job);
     watcher = jobProgress(current, job, {
       onDone(done) {
-        if (done.status === "done") showJson(resultBox, done.result, done.result_url);
+        if (done.status === "done") {
+          showJson(resultBox, done.result, done.result_url);
+          showView(Object.assign({}, submitted, done));
+        }
         refresh();
       },
     });
@@ -111,8 +149,9 @@
     bar.appendChild(fill);
     progressCell.appendChild(bar);
     const message = job.status === "failed" || job.status === "cancelled" ? job.error || "" : job.message;
-    const started = job.started_at ? new Date(job.started_at * 1000).toLocaleTimeString() : "";
-    const actions = cell();
+    const started = cell();
+    if (job.started_at) started.appendChild(timeElement(job.started_at));
+    const actions = cell(undefined, "actions-cell");
     if (job.status === "queued" || job.status === "running") {
       const cancel = document.createElement("button");
       cancel.type = "button";
@@ -124,11 +163,21 @@
       const show = document.createElement("button");
       show.type = "button";
       show.className = "secondary job-row-result";
-      show.textContent = "Result";
+      show.textContent = VIEWS[job.kind] ? "JSON" : "Result";
       show.addEventListener("click", () => showResult(job));
+      const view = VIEWS[job.kind];
+      if (view) {
+        const open = document.createElement("a");
+        open.className = "job-row-view";
+        open.href = jobViewUrl(view.url, job);
+        open.textContent = `Open in ${view.title}`;
+        actions.append(open, " ");
+      }
       actions.appendChild(show);
     }
-    tr.append(id, cell(job.kind), status, progressCell, cell(message, "message-cell"), cell(started), actions);
+    const cells = [id, cell(job.kind), status, progressCell, cell(message, "message-cell"), started, actions];
+    ["Job", "Kind", "Status", "Progress", "Message", "Started"].forEach((label, i) => { cells[i].dataset.label = label; });
+    tr.append(...cells);
     return tr;
   }
 
@@ -184,7 +233,8 @@
   tokenInput.value = api.getToken();
   tokenInput.addEventListener("change", () => { api.setToken(tokenInput.value.trim()); refresh(); });
 
-  kind.addEventListener("change", fillExample);
+  kind.addEventListener("change", () => { fillExample(); fieldError(""); });
+  params.addEventListener("input", () => fieldError(""));
   filter.addEventListener("change", refresh);
   fillExample();
   refresh();

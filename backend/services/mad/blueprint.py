@@ -17,7 +17,7 @@ from backend.web import access, budget
 from backend.web.api import ApiBlueprint
 from backend.web.caps import fmt
 from backend.web.errors import ApiError
-from backend.web.pages import register_page
+from backend.web.pages import register_job_view, register_page
 
 bp = ApiBlueprint("mad", __name__, template_folder="templates")
 QUEUED = {
@@ -31,6 +31,7 @@ register_page(
     "mad.page",
     "MAD: generative models trained on their own samples; Gaussian theory vs simulation",
 )
+register_job_view("mad.simulate", "mad.page")  # the /jobs page links finished runs to their charts here
 
 
 @bp.api(
