@@ -155,6 +155,7 @@
     bar.setAttribute("role", "progressbar");
     bar.setAttribute("aria-valuemin", "0");
     bar.setAttribute("aria-valuemax", "100");
+    bar.setAttribute("aria-label", `progress of job ${String(id).slice(0, 8)}`);
     const line = el("div", "job-line");
     const status = el("span", "job-status", "queued");
     const message = el("span", "job-message", "");
