@@ -47,10 +47,15 @@ from backend.services.tokenize.vocab import Vocab
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel by running each method once on a tiny vocabulary."""
     vocab = Vocab({"a": -0.5, "ab": -1.0, "b": -0.7}, unk_logprob=-9.0)
+    byte_vocab = Vocab({b"a": -0.5, b"ab": -1.0, b"b": -0.7, b"c": -3.0})
     for method in METHODS:
         sample("abc", vocab, 0.5, 0, n_samples=2, method=method)
-    sample_segmentation("abc", vocab, 0.5, 0)
+        sample(b"abc", byte_vocab, 0.5, 0, n_samples=2, method=method)
+        sample("abc", vocab, 0.5, 0, n_samples=2, method=method, edge_order="random")
+        sample_segmentation("abc", vocab, 0.5, 0, method=method)
+    viterbi("abc", vocab)
     boundary_marginals("abc", vocab, 0.5)
+    log_partition("abc", vocab, 0.5)
 
 
 __all__ = [

@@ -27,6 +27,10 @@ EdgeOrder = Literal["longest-first", "shortest-first", "random"]
 _ORDER_CODE = {"longest-first": 0, "shortest-first": 1, "random": 2}
 RngLike = np.random.Generator | int | None
 _SEPARATORS = tuple(chr(c) for c in range(64))
+_METHOD_SET = frozenset(METHODS)
+_VITERBI, _SAMPLE = datrie.VITERBI, datrie.SAMPLE
+_INF = math.inf
+_GENERATOR = np.random.Generator
 _fresh: np.random.Generator | None = None
 
 
@@ -121,9 +125,7 @@ def _one_pass(seq: str | bytes, vocab: Vocab, alpha: float, code: int, seed: int
     """``n_samples`` draws of a one-pass method over the double array: (samples, logZ or best score)."""
     f = vocab.fast
     if isinstance(seq, str):
-        status, sample_sep, joined, log_z = datrie.fast_segment_str(
-            seq, f.da, f.lp, f.cmap, f.unk, alpha, code, seed, n_samples
-        )
+        status, sample_sep, joined, log_z = f.segment_str(seq, alpha, code, seed, n_samples)
         if status >= 0:
             sep = _SEPARATORS[status]
             if n_samples == 1:
@@ -132,9 +134,7 @@ def _one_pass(seq: str | bytes, vocab: Vocab, alpha: float, code: int, seed: int
         if status == datrie.UNSEGMENTABLE:
             raise _unsegmentable(seq, vocab)
         # every candidate separator occurs in the text: cut it by boundaries below
-    log_z, flat, offsets = datrie.fast_segment_units(
-        encode_units(seq, vocab.level), f.da, f.lp, f.cmap, f.unk, alpha, code, seed, n_samples
-    )
+    log_z, flat, offsets = f.segment_units(encode_units(seq, vocab.level), alpha, code, seed, n_samples)
     if log_z == -math.inf:
         raise _unsegmentable(seq, vocab)
     flat_list = flat.tolist()
@@ -163,6 +163,16 @@ def sample(
     "sample" and it does matter to "legacy-sample" (a test of the bias). FFBS and Viterbi ignore it.
     Raises SegmentationError when no segmentation exists.
     """
+    if (n_samples == 1 and method == "sample" and edge_order == "longest-first" and type(text) is str
+            and vocab.level == "char" and text):
+        # the per-line hot path, as in sample_segmentation
+        alpha = float(alpha)
+        if 0.0 <= alpha < _INF:
+            seed = rng.bit_generator.random_raw() if type(rng) is _GENERATOR else _seed_word(rng)
+            status, _, joined, log_z = vocab.fast.segment_str(text, alpha, _SAMPLE, seed, 1)
+            if status >= 0:
+                return [joined.split(_SEPARATORS[status])], log_z
+            return _one_pass(text, vocab, alpha, _SAMPLE, seed, 1)
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     if edge_order not in _ORDER_CODE:
@@ -218,40 +228,46 @@ def sample_segmentation(
     and ``bytes`` for a byte-level one, and always join back to the text. ``method`` picks the sampler as in
     ``sample`` ("legacy-sample" draws from the original, biased Viterbi Sampling, for comparisons).
     """
+    # the per-line hot path: checks ordered so that the common calls pay for the fewest of them
     alpha = float(alpha)
-    if not math.isfinite(alpha):
-        raise ValueError("alpha must be finite")
-    code = _ONE_PASS.get(method)
-    if code is None or alpha < 0:
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, not {method!r}")
-        if method == "ffbs" and alpha >= 0:
-            return sample(text, vocab, alpha, rng, method="ffbs")[0][0]
-        code = datrie.VITERBI
-    f = vocab.fast
+    if method == "sample" and 0.0 <= alpha < _INF:
+        code = _SAMPLE
+        seed = rng.bit_generator.random_raw() if type(rng) is _GENERATOR else _seed_word(rng)
+    elif -_INF < alpha < 0.0 and method in _METHOD_SET:
+        code = _VITERBI
+        seed = 0  # Viterbi draws nothing: the caller's generator is left untouched
+    else:
+        return _sample_segmentation_checked(text, vocab, alpha, rng, method)
     if type(text) is str and vocab.level == "char":
         if not text:
             return []
-        # the common case, inline: one kernel call, one split
-        status, _, joined, _ = datrie.fast_segment_str(
-            text, f.da, f.lp, f.cmap, f.unk, alpha, code, 0 if code == datrie.VITERBI else _seed_word(rng), 1
-        )
+        status, _, joined, _ = vocab.fast.segment_str(text, alpha, code, seed, 1)
         if status >= 0:
             return joined.split(_SEPARATORS[status])
         if status == datrie.UNSEGMENTABLE:
             raise _unsegmentable(text, vocab)
     seq = _as_text(text, vocab)
+    return _one_pass(seq, vocab, alpha, code, seed, 1)[0][0] if seq else []
+
+
+def _sample_segmentation_checked(text: str | bytes, vocab: Vocab, alpha: float, rng: RngLike, method: str) -> list:
+    """``sample_segmentation`` for the other methods, and its errors."""
+    alpha = _check_alpha(alpha)
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    if method == "ffbs":
+        return sample(text, vocab, alpha, rng, method="ffbs")[0][0]
+    seq = _as_text(text, vocab)
     if not seq:
         return []
-    seed = 0 if code == datrie.VITERBI else _seed_word(rng)
-    return _one_pass(seq, vocab, alpha, code, seed, 1)[0][0]
+    code = _ONE_PASS[method]
+    return _one_pass(seq, vocab, alpha, code, 0 if code == _VITERBI else _seed_word(rng), 1)[0][0]
 
 
 def viterbi(text: str | bytes, vocab: Vocab) -> tuple[list, float]:
     """The best segmentation and its score (ties: the edge with the smallest start wins)."""
     if type(text) is str and vocab.level == "char" and text:
-        f = vocab.fast
-        status, _, joined, best = datrie.fast_segment_str(text, f.da, f.lp, f.cmap, f.unk, -1.0, 0, 0, 1)
+        status, _, joined, best = vocab.fast.segment_str(text, -1.0, _VITERBI, 0, 1)
         if status >= 0:
             return joined.split(_SEPARATORS[status]), best
     samples, best = sample(text, vocab, -1.0, method="viterbi")

@@ -248,33 +248,46 @@ def _unk_lp(da, lp, unk, c):
     return unk
 
 
+# The three one-pass methods walk the edges from each start s in the same way: the one-unit edge first (the
+# piece, or the unknown edge when the unit has no one-unit piece), then the longer pieces in increasing end.
+# Their order within one start does not matter (each goes to a different end); at each end the edges arrive
+# by increasing start, longest first, as in BytePiece's automaton.
 @njit(cache=True)
 def viterbi_pass(ids, da, lp, unk, score, back):
     """Best score of every prefix into ``score`` with back-pointers (ties: the smallest start wins)."""
     n = ids.shape[0]
     score[0] = 0.0
+    back[0] = -1
     for i in range(1, n + 1):
         score[i] = NEG_INF
         back[i] = -1
+    root = da[0, 0]
     for s in range(n):
         here = score[s]
         if here == NEG_INF:
             continue
-        node = 0
-        for e in range(s + 1, n + 1):
-            t = da[node, 0] + ids[e - 1]
-            if da[t, 1] != node:
-                break
-            node = t
-            w = lp[t]
-            if w != NEG_INF:
-                c = here + w
-                if c > score[e]:
-                    score[e] = c
-                    back[e] = s
-        u = _unk_lp(da, lp, unk, ids[s])
-        if u == u and here + u > score[s + 1]:
-            score[s + 1] = here + u
+        c = ids[s]
+        node = root + c
+        if c != 0 and da[node, 1] == 0:
+            w = lp[node]
+            if w == NEG_INF:
+                w = unk
+            if w == w and here + w > score[s + 1]:
+                score[s + 1] = here + w
+                back[s + 1] = s
+            for e in range(s + 2, n + 1):
+                t = da[node, 0] + ids[e - 1]
+                if da[t, 1] != node:
+                    break
+                node = t
+                w = lp[t]
+                if w != NEG_INF:
+                    cand = here + w
+                    if cand > score[e]:
+                        score[e] = cand
+                        back[e] = s
+        elif unk == unk and here + unk > score[s + 1]:
+            score[s + 1] = here + unk
             back[s + 1] = s
 
 
@@ -283,51 +296,67 @@ def reservoir_pass(ids, da, lp, unk, alpha, state, logz, back):
     """The corrected one-pass sampler (log-space reservoir, see ``kernels.reservoir_sample``)."""
     n = ids.shape[0]
     logz[0] = 0.0
+    back[0] = -1
     for i in range(1, n + 1):
         logz[i] = NEG_INF
         back[i] = -1
+    root = da[0, 0]
     for s in range(n):
         here = logz[s]
         if here == NEG_INF:
             continue
-        node = 0
-        for e in range(s + 1, n + 1):
-            t = da[node, 0] + ids[e - 1]
-            if da[t, 1] != node:
-                break
-            node = t
-            w = lp[t]
-            if w != NEG_INF:
-                _reservoir_push(logz, back, s, e, here + alpha * w, state)
-        u = _unk_lp(da, lp, unk, ids[s])
-        if u == u:
-            _reservoir_push(logz, back, s, s + 1, here + alpha * u, state)
+        c = ids[s]
+        node = root + c
+        if c != 0 and da[node, 1] == 0:
+            w = lp[node]
+            if w == NEG_INF:
+                w = unk
+            if w == w:
+                _reservoir_push(logz, back, s, s + 1, here + alpha * w, state)
+            for e in range(s + 2, n + 1):
+                t = da[node, 0] + ids[e - 1]
+                if da[t, 1] != node:
+                    break
+                node = t
+                w = lp[t]
+                if w != NEG_INF:
+                    _reservoir_push(logz, back, s, e, here + alpha * w, state)
+        elif unk == unk:
+            _reservoir_push(logz, back, s, s + 1, here + alpha * unk, state)
 
 
 @njit(cache=True)
 def legacy_pass(ids, da, lp, unk, alpha, state, cur, back):
-    """The original, biased Viterbi Sampling (see ``kernels.legacy_sample``); edges reach e longest first."""
+    """The original, biased Viterbi Sampling (see ``kernels.legacy_sample``)."""
     n = ids.shape[0]
     cur[0] = 0.0
+    back[0] = -1
     for i in range(1, n + 1):
         cur[i] = NEG_INF
         back[i] = -1
+    root = da[0, 0]
     for s in range(n):
         here = cur[s]
         if here == NEG_INF:
             continue
-        node = 0
-        for e in range(s + 1, n + 1):
-            t = da[node, 0] + ids[e - 1]
-            if da[t, 1] != node:
-                break
-            node = t
-            w = lp[t]
-            if w != NEG_INF:
-                _duel_push(cur, back, s, e, here + w, alpha, state)
-        u = _unk_lp(da, lp, unk, ids[s])
-        if u == u:
-            _duel_push(cur, back, s, s + 1, here + u, alpha, state)
+        c = ids[s]
+        node = root + c
+        if c != 0 and da[node, 1] == 0:
+            w = lp[node]
+            if w == NEG_INF:
+                w = unk
+            if w == w:
+                _duel_push(cur, back, s, s + 1, here + w, alpha, state)
+            for e in range(s + 2, n + 1):
+                t = da[node, 0] + ids[e - 1]
+                if da[t, 1] != node:
+                    break
+                node = t
+                w = lp[t]
+                if w != NEG_INF:
+                    _duel_push(cur, back, s, e, here + w, alpha, state)
+        elif unk == unk:
+            _duel_push(cur, back, s, s + 1, here + unk, alpha, state)
 
 
 @njit(cache=True)
@@ -420,9 +449,31 @@ def run_many(ids, da, lp, unk, alpha, method, seed, n_samples):
 
 # ---------------------------------------------------------------- str in, one separated str out
 @njit(cache=True)
-def segment_str(text, da, lp, cmap, unk, alpha, method, seed, n_samples):
+def _emit_one(text, n, back, sep):
+    """The tokens of the path in ``back`` as one string, separated by ``sep``, written from the end."""
+    k = 0
+    e = n
+    while e > 0:
+        e = back[e]
+        k += 1
+    out = _empty_string(text._kind, n + k - 1, text._is_ascii)
+    j = n + k - 2
+    start = back[n]
+    for i in range(n - 1, -1, -1):
+        _set_code_point(out, j, _get_code_point(text, i))
+        j -= 1
+        if i == start and i > 0:
+            _set_code_point(out, j, sep)
+            j -= 1
+            start = back[start]
+    return out
+
+
+@njit(cache=True)
+def segment_str(da, lp, cmap, unk, text, alpha, method, seed, n_samples):
     """Segment a ``str`` ``n_samples`` times (n >= 1); returns (status, sample_sep, joined, logZ or best score).
 
+    ``da, lp, cmap, unk`` (the vocabulary) come first so that a vocabulary can bind them once.
     ``joined`` holds the samples' tokens: within a sample they are separated by the code point ``status``,
     and the samples by ``sample_sep`` (the two smallest code points absent from the text). Status
     UNSEGMENTABLE: no segmentation exists; NO_SEPARATOR: the text uses every code point below 64 (cut it
@@ -437,9 +488,6 @@ def segment_str(text, da, lp, cmap, unk, alpha, method, seed, n_samples):
         if cp < 64:
             present |= np.uint64(1) << np.uint64(cp)
         ids[i] = cmap[cp] if cp < size else 0
-    log_z, flat, offsets = run_many(ids, da, lp, unk, alpha, method, seed, n_samples)
-    if log_z == NEG_INF:
-        return UNSEGMENTABLE, -1, "", log_z
     token_sep = -1
     sample_sep = -1
     for c in range(64):
@@ -449,7 +497,21 @@ def segment_str(text, da, lp, cmap, unk, alpha, method, seed, n_samples):
             elif sample_sep < 0:
                 sample_sep = c
                 break
-    if token_sep < 0 or (n_samples > 1 and sample_sep < 0):
+    if n_samples == 1:
+        # the per-line case: one pass, the string written straight from the back-pointers
+        state = seed_state(seed)
+        work = np.empty(n + 1)
+        back = np.empty(n + 1, dtype=np.int64)
+        _draw(ids, da, lp, unk, alpha, method, state, work, back)
+        if work[n] == NEG_INF:
+            return UNSEGMENTABLE, -1, "", work[n]
+        if token_sep < 0:
+            return NO_SEPARATOR, -1, "", work[n]
+        return token_sep, -1, _emit_one(text, n, back, token_sep), work[n]
+    log_z, flat, offsets = run_many(ids, da, lp, unk, alpha, method, seed, n_samples)
+    if log_z == NEG_INF:
+        return UNSEGMENTABLE, -1, "", log_z
+    if token_sep < 0 or sample_sep < 0:
         return NO_SEPARATOR, -1, "", log_z
     tokens = flat.shape[0] - n_samples  # boundaries minus one per sample
     length = n * n_samples + (tokens - n_samples) + (n_samples - 1)
@@ -483,7 +545,7 @@ def units_to_ids(units, cmap):
 
 
 @njit(cache=True)
-def segment_units(units, da, lp, cmap, unk, alpha, method, seed, n_samples):
+def segment_units(da, lp, cmap, unk, units, alpha, method, seed, n_samples):
     """Like ``segment_str`` over an int32 unit array (bytes, or a text with no free separator): boundaries."""
     return run_many(units_to_ids(units, cmap), da, lp, unk, alpha, method, seed, n_samples)
 
@@ -503,17 +565,20 @@ class FastKernel:
         self._signature = signature
         self._entry = None
 
-    def __call__(self, *args):
-        entry = self._entry
-        if entry is None:
+    def entry(self):
+        """The compiled entry point (compiling the signature, or loading it from the cache, on first use)."""
+        if self._entry is None:
             self._dispatcher.compile(self._signature)
-            entry = self._entry = self._dispatcher.overloads[self._signature].entry_point
-        return entry(*args)
+            self._entry = self._dispatcher.overloads[self._signature].entry_point
+        return self._entry
+
+    def __call__(self, *args):
+        return (self._entry or self.entry())(*args)
 
 
 _DA = types.int32[:, ::1]
 _F64 = types.float64[::1]
 _I32 = types.int32[::1]
-_SCALARS = (types.float64, types.float64, types.int64, types.uint64, types.int64)  # unk, alpha, method, seed, n
-fast_segment_str = FastKernel(segment_str, (types.unicode_type, _DA, _F64, _I32, *_SCALARS))
-fast_segment_units = FastKernel(segment_units, (_I32, _DA, _F64, _I32, *_SCALARS))
+_SCALARS = (types.float64, types.int64, types.uint64, types.int64)  # alpha, method, seed, n_samples
+fast_segment_str = FastKernel(segment_str, (_DA, _F64, _I32, types.float64, types.unicode_type, *_SCALARS))
+fast_segment_units = FastKernel(segment_units, (_DA, _F64, _I32, types.float64, _I32, *_SCALARS))

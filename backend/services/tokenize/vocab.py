@@ -12,6 +12,7 @@ A ``Vocab`` is either character-level (pieces are ``str``, the lattice runs over
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -75,6 +76,16 @@ class DoubleArray:
     def ids(self, units: np.ndarray) -> np.ndarray:
         """Alphabet ids of a unit array (0 outside the alphabet)."""
         return datrie.units_to_ids(units, self.cmap)
+
+    @cached_property
+    def segment_str(self):
+        """``datrie.segment_str`` with this vocabulary bound: ``(text, alpha, method, seed, n_samples)``."""
+        return functools.partial(datrie.fast_segment_str.entry(), self.da, self.lp, self.cmap, self.unk)
+
+    @cached_property
+    def segment_units(self):
+        """``datrie.segment_units`` with this vocabulary bound: ``(units, alpha, method, seed, n_samples)``."""
+        return functools.partial(datrie.fast_segment_units.entry(), self.da, self.lp, self.cmap, self.unk)
 
 
 class Trie:
