@@ -19,7 +19,8 @@ output. It raises ``SegmentationError`` (a ValueError) when the vocabulary canno
 built-in models score unknown characters ``min - 10`` and cover any text.
 
 Also: ``sample`` (many samples, methods "sample" | "legacy-sample" | "ffbs" | "viterbi"), ``viterbi``,
-``log_partition``, ``boundary_marginals``, ``count_segmentations``, ``score``, ``log_prob``,
+``log_partition``, ``boundary_marginals`` (exact) and ``boundary_counts`` (sampled), ``count_segmentations``,
+``top_segmentations`` (the k most probable), ``score``, ``log_prob``,
 ``enumerate_segmentations`` (brute force), and the vocabulary loaders ``Vocab.from_sentencepiece``,
 ``Vocab.from_bytepiece``, ``Vocab.from_word_freq``, ``Vocab.from_counts``.
 
@@ -30,6 +31,7 @@ The kernels are numba-compiled with an on-disk cache; call ``warm_up()`` once to
 from backend.services.tokenize.core import (
     METHODS,
     SegmentationError,
+    boundary_counts,
     boundary_marginals,
     count_segmentations,
     enumerate_segmentations,
@@ -38,6 +40,7 @@ from backend.services.tokenize.core import (
     sample,
     sample_segmentation,
     score,
+    top_segmentations,
     viterbi,
 )
 from backend.services.tokenize.models import BUILTIN_MODELS, get_model
@@ -56,6 +59,8 @@ def warm_up() -> None:
     viterbi("abc", vocab)
     boundary_marginals("abc", vocab, 0.5)
     log_partition("abc", vocab, 0.5)
+    top_segmentations("abc", vocab, 3)
+    boundary_counts("abc", vocab, 0.5, 0, n_samples=2)
 
 
 __all__ = [
@@ -63,6 +68,7 @@ __all__ = [
     "METHODS",
     "SegmentationError",
     "Vocab",
+    "boundary_counts",
     "boundary_marginals",
     "count_segmentations",
     "enumerate_segmentations",
@@ -72,6 +78,7 @@ __all__ = [
     "sample",
     "sample_segmentation",
     "score",
+    "top_segmentations",
     "viterbi",
     "warm_up",
 ]

@@ -307,6 +307,57 @@ def boundary_marginals(text: str | bytes, vocab: Vocab, alpha: float) -> np.ndar
         return np.exp(fwd + bwd - fwd[n])
 
 
+def boundary_counts(
+    text: str | bytes,
+    vocab: Vocab,
+    alpha: float,
+    rng: RngLike = None,
+    *,
+    n_samples: int,
+    method: Method = "sample",
+) -> np.ndarray:
+    """How many of ``n_samples`` draws put a token boundary at each position 0..n (the empirical side of
+    ``boundary_marginals``); the draws are those ``sample`` makes with the same arguments and edge order."""
+    if n_samples < 1:
+        raise ValueError("n_samples must be at least 1")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    alpha = _check_alpha(alpha)
+    seq = _as_text(text, vocab)
+    units = encode_units(seq, vocab.level)
+    n = len(units)
+    if alpha < 0:
+        method = "viterbi"
+    if method == "ffbs" or n == 0:
+        out = np.zeros(n + 1, dtype=np.int64)
+        for tokens in sample(seq, vocab, alpha, rng, n_samples=n_samples, method=method)[0]:
+            out[np.cumsum([0] + [len(t) for t in tokens])] += 1
+        return out
+    seed = 0 if method == "viterbi" else _seed_word(rng)
+    log_z, flat, _ = vocab.fast.segment_units(units, alpha, _ONE_PASS[method], seed, n_samples)
+    if log_z == -math.inf:
+        raise _unsegmentable(seq, vocab)
+    return np.bincount(flat, minlength=n + 1)
+
+
+def top_segmentations(text: str | bytes, vocab: Vocab, k: int) -> list[tuple[list, float]]:
+    """The ``k`` segmentations of highest score, best first, with their scores (fewer if the text has fewer).
+
+    For every alpha > 0 this is also the order of exact probability, P_alpha = exp(alpha * score) / Z_alpha
+    (ties: the segmentation whose first differing token starts earlier comes first).
+    """
+    if k < 1:
+        raise ValueError("k must be at least 1")
+    seq = _as_text(text, vocab)
+    f = vocab.fast
+    scores, flat, offsets = datrie.kbest(_ids(seq, vocab), f.da, f.lp, f.unk, int(k))
+    if len(scores) == 0:
+        raise _unsegmentable(seq, vocab)
+    flat_list = flat.tolist()
+    off = offsets.tolist()
+    return [(_cut(seq, flat_list[off[i] : off[i + 1]]), float(scores[i])) for i in range(len(scores))]
+
+
 def score(tokens: Sequence[str] | Sequence[bytes], vocab: Vocab) -> float:
     """Sum of the tokens' log-probs (KeyError for a token outside the vocabulary)."""
     return float(sum(vocab.logprob(t) for t in tokens))

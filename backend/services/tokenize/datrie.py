@@ -359,6 +359,92 @@ def legacy_pass(ids, da, lp, unk, alpha, state, cur, back):
             _duel_push(cur, back, s, s + 1, here + unk, alpha, state)
 
 
+@njit(cache=True, inline="always")
+def _kbest_push(kscore, kpos, krank, kn, e, cand, s, r):
+    """Insert a path of score ``cand`` (rank r at s, then the edge to e) into e's sorted top-k list."""
+    k = kscore.shape[1]
+    m = kn[e]
+    if m == k and cand <= kscore[e, k - 1]:
+        return False
+    j = m if m < k else k - 1
+    # ties keep the earlier path first (smaller start, then better rank)
+    while j > 0 and kscore[e, j - 1] < cand:
+        kscore[e, j] = kscore[e, j - 1]
+        kpos[e, j] = kpos[e, j - 1]
+        krank[e, j] = krank[e, j - 1]
+        j -= 1
+    kscore[e, j] = cand
+    kpos[e, j] = s
+    krank[e, j] = r
+    if m < k:
+        kn[e] = m + 1
+    return True
+
+
+@njit(cache=True)
+def kbest(ids, da, lp, unk, k):
+    """The ``k`` best segmentations by score (ties: the smaller start first): (scores, flat bounds, offsets).
+
+    A top-k list per position: each edge (s, e) offers every path in s's list, best first, to e's list, and
+    stops at the first that does not get in (the lists are sorted). Every path is a distinct segmentation.
+    """
+    n = ids.shape[0]
+    kscore = np.full((n + 1, k), NEG_INF)
+    kpos = np.full((n + 1, k), -1, dtype=np.int64)
+    krank = np.full((n + 1, k), -1, dtype=np.int64)
+    kn = np.zeros(n + 1, dtype=np.int64)
+    kscore[0, 0] = 0.0
+    kn[0] = 1
+    root = da[0, 0]
+    for s in range(n):
+        if kn[s] == 0:
+            continue
+        c = ids[s]
+        node = root + c
+        if c != 0 and da[node, 1] == 0:
+            w = lp[node]
+            if w == NEG_INF:
+                w = unk
+            if w == w:
+                for r in range(kn[s]):
+                    if not _kbest_push(kscore, kpos, krank, kn, s + 1, kscore[s, r] + w, s, r):
+                        break
+            for e in range(s + 2, n + 1):
+                t = da[node, 0] + ids[e - 1]
+                if da[t, 1] != node:
+                    break
+                node = t
+                w = lp[t]
+                if w != NEG_INF:
+                    for r in range(kn[s]):
+                        if not _kbest_push(kscore, kpos, krank, kn, e, kscore[s, r] + w, s, r):
+                            break
+        elif unk == unk:
+            for r in range(kn[s]):
+                if not _kbest_push(kscore, kpos, krank, kn, s + 1, kscore[s, r] + unk, s, r):
+                    break
+    m = kn[n]
+    scores = kscore[n, :m].copy()
+    flat = np.empty(m * (n + 1), dtype=np.int64)
+    offsets = np.zeros(m + 1, dtype=np.int64)
+    path = np.empty(n + 1, dtype=np.int64)
+    pos = 0
+    for q in range(m):
+        e = n
+        r = q
+        depth = 0
+        path[0] = n
+        while e > 0:
+            e, r = kpos[e, r], krank[e, r]
+            depth += 1
+            path[depth] = e
+        for j in range(depth, -1, -1):
+            flat[pos] = path[j]
+            pos += 1
+        offsets[q + 1] = pos
+    return scores, flat[:pos].copy(), offsets
+
+
 @njit(cache=True)
 def forward_pass(ids, da, lp, unk, alpha):
     """logZ of every prefix (no sampling)."""
