@@ -14,8 +14,8 @@ as in the model's training split) and the built-in model, at each alpha:
 Table: the mean over lines of the per-line mean |dev| and of the per-line max |dev|, each with a 95%
 bootstrap interval over lines (2,000 resamples), and the paired difference legacy - exact of the mean
 |dev| with its paired-bootstrap interval. "Largest" is the most biased position: chosen on the first half
-of the legacy draws and measured on the second half (so the choice does not inflate it), with a 95% Wilson
-interval for the legacy frequency there and the exact marginal beside it. n = lines (the unit); seeds fixed.
+of the legacy draws and measured on the second half (so the choice does not inflate it), with a 95%
+Clopper-Pearson interval for the legacy frequency there and the exact marginal beside it. n = lines (the unit); seeds fixed.
 Writes the plot to ``docs/figures/tokenize_legacy_bias.png``.
 """
 
@@ -34,7 +34,7 @@ from tqdm import tqdm  # noqa: E402
 
 from backend.services.tokenize import boundary_counts, boundary_marginals, get_model, warm_up  # noqa: E402
 from backend.services.tokenize.corpus import chinese_lines, english_lines, split_heldout  # noqa: E402
-from backend.services.tokenize.summary import wilson  # noqa: E402
+from backend.stats import bootstrap_mean, clopper_pearson, paired_bootstrap  # noqa: E402
 
 ALPHAS = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
 FIGURE = Path(__file__).resolve().parents[1] / "docs" / "figures" / "tokenize_legacy_bias.png"
@@ -45,12 +45,6 @@ def pick_lines(lines: list[str], count: int, rng: np.random.Generator, lo: int =
     pool = [x for x in lines if lo <= len(x) <= hi]
     idx = rng.choice(len(pool), size=min(count, len(pool)), replace=False)
     return [pool[i] for i in sorted(idx)]
-
-
-def bootstrap_mean(values: np.ndarray, rng: np.random.Generator, reps: int = 2000) -> tuple[float, float]:
-    idx = rng.integers(0, len(values), size=(reps, len(values)))
-    means = values[idx].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def measure(lines: list[str], vocab, alpha: float, n: int, seed: int) -> dict:
@@ -84,7 +78,7 @@ def measure(lines: list[str], vocab, alpha: float, n: int, seed: int) -> dict:
         "legacy_mean": np.array(legacy_mean), "legacy_max": np.array(legacy_max),
         "exact_mean": np.array(exact_mean), "exact_max": np.array(exact_max),
         "largest": {"line": lines[i], "position": j + 1, "exact": exact_p, "legacy": k2 / n2,
-                    "interval": wilson(k2, n2), "n": n2},
+                    "interval": clopper_pearson(int(k2), n2), "n": n2},
     }
 
 
@@ -112,35 +106,34 @@ def main() -> None:
           "| exact max abs dev | largest legacy bias (held-out half): legacy vs exact |")
     print("|---|---:|---|---|---|---|---|---|")
     results: dict[str, list] = {lang: [] for lang in texts}
-    boot = np.random.default_rng(args.seed + 1)
     for lang, lines in texts.items():
         for alpha in tqdm(args.alphas, desc=f"{lang} alphas", file=sys.stderr):
             r = measure(lines, vocab, alpha, args.samples, args.seed)
-            diff = r["legacy_mean"] - r["exact_mean"]
+            seed = args.seed + 1
             row = {
                 "alpha": alpha,
-                "legacy_mean": (r["legacy_mean"].mean(), *bootstrap_mean(r["legacy_mean"], boot)),
-                "exact_mean": (r["exact_mean"].mean(), *bootstrap_mean(r["exact_mean"], boot)),
-                "diff": (diff.mean(), *bootstrap_mean(diff, boot)),
-                "legacy_max": (r["legacy_max"].mean(), *bootstrap_mean(r["legacy_max"], boot)),
-                "exact_max": (r["exact_max"].mean(), *bootstrap_mean(r["exact_max"], boot)),
+                "legacy_mean": bootstrap_mean(r["legacy_mean"], seed=seed),
+                "exact_mean": bootstrap_mean(r["exact_mean"], seed=seed),
+                "diff": paired_bootstrap(r["legacy_mean"], r["exact_mean"], seed=seed),
+                "legacy_max": bootstrap_mean(r["legacy_max"], seed=seed),
+                "exact_max": bootstrap_mean(r["exact_max"], seed=seed),
                 "largest": r["largest"],
             }
             results[lang].append(row)
             big = r["largest"]
 
-            def cell(t: tuple) -> str:
-                return f"{t[0]:.4f} [{t[1]:.4f}, {t[2]:.4f}]"
+            def cell(t) -> str:
+                return f"{t.estimate:.4f} [{t.low:.4f}, {t.high:.4f}]"
 
             print(f"| {lang} | {alpha:g} | {cell(row['legacy_mean'])} | {cell(row['exact_mean'])} | "
                   f"{cell(row['diff'])} | {cell(row['legacy_max'])} | {cell(row['exact_max'])} | "
-                  f"{big['legacy']:.3f} [{big['interval'][0]:.3f}, {big['interval'][1]:.3f}] vs {big['exact']:.3f} "
+                  f"{big['legacy']:.3f} [{big['interval'].low:.3f}, {big['interval'].high:.3f}] vs {big['exact']:.3f} "
                   f"(|dev| {abs(big['legacy'] - big['exact']):.3f}) |", flush=True)
     plot(results, args)
     print()
     print(f"figure: {args.figure.relative_to(Path.cwd()) if args.figure.is_relative_to(Path.cwd()) else args.figure}")
     for lang, rows in results.items():
-        biased = [r["alpha"] for r in rows if r["diff"][1] > 0]
+        biased = [r["alpha"] for r in rows if r["diff"].low > 0]
         print(f"{lang}: legacy - exact mean |dev| interval excludes 0 at alpha = {', '.join(f'{a:g}' for a in biased)}"
               if biased else f"{lang}: no alpha where the legacy - exact interval excludes 0")
 
@@ -157,7 +150,8 @@ def plot(results: dict, args: argparse.Namespace) -> None:
         alphas = [r["alpha"] for r in rows]
         for ax, key in zip(axes, ("mean", "max"), strict=True):
             for sampler, colour in (("legacy", "#c0392b"), ("exact", "#2471a3")):
-                vals = np.array([r[f"{sampler}_{key}"] for r in rows])
+                vals = np.array([(r[f"{sampler}_{key}"].estimate, r[f"{sampler}_{key}"].low, r[f"{sampler}_{key}"].high)
+                                 for r in rows])
                 ax.errorbar(alphas, vals[:, 0], yerr=[vals[:, 0] - vals[:, 1], vals[:, 2] - vals[:, 0]],
                             color=colour, linestyle=styles[lang], marker="o", capsize=3,
                             label=f"{sampler} sampler, {lang}")

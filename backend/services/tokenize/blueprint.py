@@ -97,7 +97,7 @@ class SegmentationOut(BaseModel):
     tokens: list[str] = Field(description="the segmentation (empty for the row of all other segmentations)")
     count: int = Field(description="how many samples were this segmentation")
     frequency: float = Field(description="count / samples")
-    interval: tuple[float, float] = Field(description="95% Wilson interval of the frequency")
+    interval: tuple[float, float] = Field(description="95% Clopper-Pearson interval of the frequency")
     probability: float = Field(description="exact P_alpha of this segmentation (0/1 when deterministic)")
     score: float | None = Field(description="sum of the tokens' log-probs (null for the row of the others)")
 
@@ -116,8 +116,8 @@ class ChiSquareOut(BaseModel):
 class BoundariesOut(BaseModel):
     exact: list[float] = Field(description="P(token boundary at position i), i = 0..n, by forward-backward")
     frequency: list[float] = Field(description="share of the samples with a boundary at position i")
-    lower: list[float] = Field(description="95% Wilson interval of the frequency, lower ends")
-    upper: list[float] = Field(description="95% Wilson interval of the frequency, upper ends")
+    lower: list[float] = Field(description="95% Clopper-Pearson interval of the frequency, lower ends")
+    upper: list[float] = Field(description="95% Clopper-Pearson interval of the frequency, upper ends")
 
 
 class DistributionOut(BaseModel):

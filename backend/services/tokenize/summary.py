@@ -3,9 +3,9 @@
 - The segmentations shown are the ``top`` most probable ones by EXACT probability (the k best scores), not
   the most frequent among the samples: with many distinct segmentations the most frequent ones are picked
   for being lucky, so their frequencies overstate their probability (the winner's curse). Each comes with
-  its empirical frequency and a 95% Wilson interval, and the rest of the distribution is one more row.
+  its empirical frequency and a 95% Clopper-Pearson interval, and the rest of the distribution is one more row.
 - Per position, the exact probability of a token boundary (forward-backward) against the share of samples
-  with a boundary there, with its 95% Wilson interval.
+  with a boundary there, with its 95% Clopper-Pearson interval.
 - A Pearson chi-square test of the samples against the exact law over those bins.
 """
 
@@ -27,20 +27,13 @@ from backend.services.tokenize.core import (
     viterbi,
 )
 from backend.services.tokenize.vocab import Vocab
+from backend.stats import clopper_pearson
 
-Z95 = 1.959963984540054
 
-
-def wilson(count: float, n: int) -> tuple[float, float]:
-    """95% Wilson score interval for a binomial proportion count / n."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = count / n
-    denom = 1 + Z95**2 / n
-    centre = (p + Z95**2 / (2 * n)) / denom
-    half = Z95 * math.sqrt(max(p * (1 - p), 0.0) / n + Z95**2 / (4 * n * n)) / denom
-    # exact ends at 0 and n (rounding would put them a hair inside)
-    return (0.0 if count <= 0 else max(0.0, centre - half)), (1.0 if count >= n else min(1.0, centre + half))
+def interval(count: int, n: int) -> tuple[float, float]:
+    """95% Clopper-Pearson interval of the proportion count / n (``backend.stats``)."""
+    ci = clopper_pearson(int(count), int(n))
+    return ci.low, ci.high
 
 
 @dataclass
@@ -48,7 +41,7 @@ class SegmentationStat:
     tokens: list
     count: int
     frequency: float
-    interval: tuple[float, float]  # 95% Wilson interval of the frequency
+    interval: tuple[float, float]  # 95% Clopper-Pearson interval of the frequency
     probability: float  # exact P_alpha (for alpha < 0 / Viterbi: 1 for the best segmentation, else 0)
     score: float
 
@@ -102,19 +95,20 @@ def summarize(
 
     def stat(tokens: list, s: float) -> SegmentationStat:
         c = counts.get(tuple(tokens), 0)
-        return SegmentationStat(list(tokens), c, c / n_samples, wilson(c, n_samples), probability(tokens, s), s)
+        return SegmentationStat(list(tokens), c, c / n_samples, interval(c, n_samples), probability(tokens, s), s)
 
     shown = [stat(tokens, s) for tokens, s in top_segmentations(text, vocab, 1 if deterministic else top)]
     rest_count = n_samples - sum(st.count for st in shown)
     rest_p = max(0.0, 1.0 - sum(st.probability for st in shown))
-    rest = SegmentationStat([], rest_count, rest_count / n_samples, wilson(rest_count, n_samples), rest_p, math.nan)
+    rest = SegmentationStat([], rest_count, rest_count / n_samples, interval(rest_count, n_samples), rest_p, math.nan)
 
     n = len(text)
     hits = np.zeros(n + 1)
     for tokens in samples:
         hits[np.cumsum([0] + [len(t) for t in tokens])] += 1
     exact = boundary_marginals(text, vocab, -1.0 if deterministic else alpha)
-    intervals = [wilson(h, n_samples) for h in hits.tolist()]
+    by_count = {k: interval(k, n_samples) for k in set(hits.astype(int).tolist())}  # few distinct counts
+    intervals = [by_count[k] for k in hits.astype(int).tolist()]
     boundaries = Boundaries(
         exact=np.clip(exact, 0.0, 1.0).tolist(),
         frequency=(hits / n_samples).tolist(),
