@@ -11,6 +11,7 @@ import pytest
 from backend.services.tokenize import (
     SegmentationError,
     Vocab,
+    boundary_counts,
     core,
     datrie,
     enumerate_segmentations,
@@ -21,6 +22,7 @@ from backend.services.tokenize import (
     sample_segmentation,
     viterbi,
 )
+from backend.services.tokenize.summary import summarize
 from backend.services.tokenize.vocab import encode_units
 from tests.tokenize.helpers import P_REJECT, chi_square, exact_distribution
 
@@ -227,3 +229,36 @@ def test_bad_alpha_and_method():
         sample_segmentation("aa", VOCAB_A, -0.5, method="greedy")
     assert sample_segmentation("watching", VOCAB_A, 0.5, 3, method="ffbs") in (
         ["w", "atching"], ["wat", "ching"], ["watch", "ing"])
+
+
+# ---------------------------------------------------------------- counts and the page's summary
+def test_boundary_counts_are_the_samples_boundaries():
+    vocab = get_model("default")
+    text = "Boundary counts come from the same draws as sample()."
+    for method in ("sample", "legacy-sample", "ffbs", "viterbi"):
+        samples, _ = sample(text, vocab, 0.4, 77, n_samples=300, method=method)
+        expected = np.zeros(len(text) + 1, dtype=np.int64)
+        for tokens in samples:
+            expected[np.cumsum([0] + [len(t) for t in tokens])] += 1
+        np.testing.assert_array_equal(boundary_counts(text, vocab, 0.4, 77, n_samples=300, method=method), expected)
+
+
+def test_summary_rows_are_the_most_probable_with_the_rest():
+    vocab = Vocab({"a": math.log(0.5), "aa": math.log(0.3), "aaa": math.log(0.2)})
+    text = "aaaaaaa"
+    s = summarize(text, vocab, 0.7, n_samples=5000, top=5, seed=1)
+    exact = exact_distribution(text, vocab, 0.7)
+    best5 = sorted(exact.values(), reverse=True)[:5]
+    assert [st.probability for st in s.top] == pytest.approx(best5)
+    assert s.rest.probability == pytest.approx(1 - sum(best5))
+    assert s.rest.count + sum(st.count for st in s.top) == 5000
+    for st in s.top + [s.rest]:
+        assert st.interval[0] <= st.frequency <= st.interval[1]
+    assert s.chi_square is not None and s.chi_square["p_value"] > P_REJECT
+    brute = np.zeros(len(text) + 1)
+    for tokens, p in exact.items():
+        brute[np.cumsum([0] + [len(t) for t in tokens])] += p
+    np.testing.assert_allclose(s.boundaries.exact, brute, atol=1e-12)
+    legacy = summarize(text, vocab, 0.7, n_samples=20_000, top=5, seed=1, method="legacy-sample")
+    assert legacy.chi_square["p_value"] < P_REJECT
+    assert [st.probability for st in legacy.top] == pytest.approx(best5)
