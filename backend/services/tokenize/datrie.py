@@ -19,7 +19,9 @@ So the hot path here:
 - is called through the compiled entry point of the one signature it uses (``FastKernel``): the dispatcher's
   type inference per call is skipped; the call sites pass exactly those types.
 
-The kernels are the same algorithms as ``kernels.py`` (which keeps the hash-trie versions, FFBS and the
+The ``str`` access uses numba's own unicode helpers (``_get_code_point``, ``_empty_string``,
+``_set_code_point``, internal but stable since numba 0.4x); the tests cover every string kind (1, 2 and 4 bytes
+per code point). The kernels are the same algorithms as ``kernels.py`` (which keeps the hash-trie versions, FFBS and the
 by-end edge orders as independent references); the tests compare both in float64.
 """
 
