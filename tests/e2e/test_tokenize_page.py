@@ -128,10 +128,23 @@ def test_tokenize_page_errors_next_to_the_field_and_stale_results_cleared(live_s
         submit(browser, text="", samples=100)
         wait(browser, lambda: browser.find_element(By.ID, "tok-text-error").text)
         assert not result_shown(browser)
-        # a good request clears every message and shows results again
+        # a negative seed: next to the seed
+        seed = browser.find_element(By.ID, "tok-seed")
+        seed.clear()
+        seed.send_keys("-4")
         submit(browser, text="tokenization")
+        wait(browser, lambda: browser.find_element(By.ID, "tok-seed-error").text)
+        assert not result_shown(browser)
+        # a good request clears every message and shows results again
+        seed.clear()
+        submit(browser)
         wait(browser, lambda: result_shown(browser) and len(rows(browser)) > 1)
-        assert all(browser.find_element(By.ID, f"tok-{f}-error").text == "" for f in ("text", "alpha", "samples"))
+        assert all(browser.find_element(By.ID, f"tok-{f}-error").text == ""
+                   for f in ("text", "alpha", "samples", "seed"))
+        # the console shows nothing but the expected 4xx answers
+        for entry in browser.get_log("browser"):
+            if entry["level"] == "SEVERE":
+                assert "status of 422" in entry["message"] or "favicon" in entry["message"], entry
 
 
 def test_tokenize_page_on_a_phone(live_server, browser):
