@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 
 from backend.web import examples
 from backend.web.api import JSON_BODY
@@ -43,7 +44,11 @@ def test_every_response_example_matches_its_declared_model(app):
     for key, spec in _operations(app).items():
         response = examples.declared().get(key, {}).get("response")
         if response is not None and spec.response is not None:
-            spec.response.model_validate(response)
+            try:
+                spec.response.model_validate(response)
+            except ValidationError as exc:
+                pytest.fail(f"{key}: the recorded response no longer fits {spec.response.__name__}; record them again "
+                            f"with `PYTHONPATH=. .venv/bin/python scripts/record_api_examples.py`\n{exc}")
 
 
 def test_the_document_carries_the_examples(client):
