@@ -245,5 +245,5 @@ def jobs_page() -> str:
 def _job_views() -> dict[str, dict[str, str]]:
     """Kind -> the page that shows its results as charts ({url, title}), from ``register_job_view``."""
     titles = {page.endpoint: page.title for page in PAGES}
-    return {kind: {"url": url_for(endpoint), "title": titles.get(endpoint, endpoint)}
-            for kind, endpoint in sorted(JOB_VIEWS.items()) if kind in TASKS}
+    return {kind: {"url": url_for(view.endpoint), "title": view.title or titles.get(view.endpoint, view.endpoint)}
+            for kind, view in sorted(JOB_VIEWS.items()) if kind in TASKS}

@@ -23,9 +23,18 @@ def register_page(title: str, endpoint: str, description: str) -> None:
 
 # Job kinds whose result a page can show in its own view (charts, not JSON): the page reads ?job=<id>&key=<key>
 # (jobs.js: loadJobFromPage) and the /jobs page links finished jobs of that kind to it.
-JOB_VIEWS: dict[str, str] = {}
+@dataclass(frozen=True)
+class JobView:
+    endpoint: str
+    title: str | None  # None: the title it has in PAGES
 
 
-def register_job_view(kind: str, endpoint: str) -> None:
-    """Declare that page ``endpoint`` shows results of job ``kind`` given ``?job=<id>&key=<key>``."""
-    JOB_VIEWS[kind] = endpoint
+JOB_VIEWS: dict[str, JobView] = {}
+
+
+def register_job_view(kind: str, endpoint: str, title: str | None = None) -> None:
+    """Declare that page ``endpoint`` shows results of job ``kind`` given ``?job=<id>&key=<key>``.
+
+    ``title`` names a page that is not in the navigation (a view only jobs lead to); registered pages keep theirs.
+    """
+    JOB_VIEWS[kind] = JobView(endpoint, title)

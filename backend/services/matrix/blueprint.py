@@ -33,7 +33,7 @@ from backend.web import budget, limits
 from backend.web.api import ApiBlueprint
 from backend.web.caps import fmt
 from backend.web.errors import ApiError
-from backend.web.pages import register_page
+from backend.web.pages import register_job_view, register_page
 
 bp = ApiBlueprint("matrix", __name__, template_folder="templates")
 register_page("Matrix compression", "matrix.page",
@@ -226,3 +226,16 @@ def compress_image(body: CompressForm, files: dict[str, FileStorage]) -> dict:
 def page() -> str:
     return render_template("matrix/index.html", builtins=BUILTIN_IMAGES,
                            max_size=int(current_app.config["MATRIX_IMAGE_MAX_SIZE"]))
+
+
+# The matrix.lowrank job's own view: the /jobs page links finished jobs here (spectrum chart, errors), and the page
+# starts such jobs itself from a JSON matrix.
+register_job_view("matrix.lowrank", "matrix.lowrank_page", "Low-rank approximation")
+
+
+@bp.route("/matrix/lowrank")
+def lowrank_page() -> str:
+    config = current_app.config
+    return render_template("matrix/lowrank.html", max_entries=int(config["MATRIX_MAX_ENTRIES"]),
+                           max_oversample=int(config["MATRIX_MAX_OVERSAMPLE"]),
+                           max_power_iters=int(config["MATRIX_MAX_POWER_ITERS"]))
