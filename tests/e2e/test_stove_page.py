@@ -125,16 +125,18 @@ def test_stove_page_token_countdown_buttons_and_audit(stove_page, live_server):
     click(browser, "left", "cancel")
     wait(browser, lambda: field(browser, "left", "state") == "READY" and field(browser, "left", "countdown") == "--:--")
 
-    # Shut off: "cut delivered at T", never "flame off"; the card keeps "Shut off at HH:MM" (local time).
+    # Shut off: "cut delivered at T", never "flame off"; the card keeps "Shut off at T". T is the date and time in
+    # the viewer's zone (time.js), in the server's message too, not the UTC instant the API writes.
     click(browser, "right", "shutoff")
     wait(browser, lambda: "cut delivered at" in field(browser, "right", "message"))
     assert "off" not in field(browser, "right", "message").replace("cut", "").lower().split("(")[0]
     wait(browser, lambda: field(browser, "right", "state") == "READY")
     cut_at = service.store.get_burner("right").last_cut_at
-    local = browser.execute_script(
-        "const d = new Date(arguments[0] * 1000); return String(d.getHours()).padStart(2, '0') + ':' + "
-        "String(d.getMinutes()).padStart(2, '0');", cut_at)
+    local = browser.execute_script("return formatTime(arguments[0])", cut_at)
+    assert str(time.gmtime(cut_at).tm_year) in local
     assert field(browser, "right", "shutoff-at") == f"Shut off at {local}"
+    message = field(browser, "right", "message")
+    assert f"cut delivered at {local}" in message and not re.search(r"\d{4}-\d\d-\d\dT", message)
     time.sleep(1.2)  # it stays through refreshes ...
     assert field(browser, "right", "shutoff-at") == f"Shut off at {local}"
     # ... until the next action on that burner

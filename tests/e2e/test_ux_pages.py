@@ -201,6 +201,11 @@ def test_times_carry_the_date_in_the_viewers_zone(browser, live_server):
         assert element[0] == "2025-12-03T14:31:19.000Z" and element[1] == "2025-12-03 14:31:19 UTC"
         assert element[2] == shown and "1970" in element[3] and "08:00:00" in element[3]
         assert browser.execute_script("return [formatTime(null), formatTime('not a time')]") == ["", ""]
+        # UTC instants inside a server's message are read in the viewer's zone too; other text stays as it is
+        said = browser.execute_script(
+            "return [localTimes('cut delivered at 2025-12-03T14:31:19.250Z; loop restored'),"
+            " localTimes('at 2025-12-03T15:31:19+01:00'), localTimes('no time 2025-12-03 here'), localTimes(null)]")
+        assert said == [f"cut delivered at {shown}; loop restored", f"at {shown}", "no time 2025-12-03 here", ""]
 
 
 def test_favicon_is_served_to_the_browser(browser, live_server):

@@ -4,6 +4,8 @@
  *   formatTime(1764772279)          -> "Dec 3, 2025, 3:31:19 PM GMT+1" (seconds since the epoch, a Date or ISO text)
  *   timeElement(1764772279)         -> <time datetime="2025-12-03T14:31:19.000Z" title="2025-12-03 14:31:19 UTC">…</time>
  *   <time data-epoch="1764772279">  in a template: filled in with formatTime when the page loads
+ *   localTimes("cut delivered at 2025-12-03T14:31:19.250Z") -> "cut delivered at Dec 3, 2025, 3:31:19 PM GMT+1"
+ *                                   (UTC instants inside a server's message, as the viewer reads times)
  * Anything that is not a time gives "" (and an empty <time>).
  */
 (function (global) {
@@ -23,6 +25,14 @@
   function formatTime(value) {
     const date = toDate(value);
     return date ? FORMAT.format(date) : "";
+  }
+
+  // An ISO 8601 instant with its zone (Z or +hh:mm), as servers write them into messages.
+  const ISO_INSTANT = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:Z|[+-]\d{2}:\d{2})/g;
+
+  function localTimes(text) {
+    const message = text === null || text === undefined ? "" : String(text);
+    return message.replace(ISO_INSTANT, (instant) => formatTime(instant) || instant);
   }
 
   function utcText(date) {
@@ -51,6 +61,7 @@
   else fillAll();
 
   global.formatTime = formatTime;
+  global.localTimes = localTimes;
   global.timeElement = timeElement;
   global.fillTimes = fillAll;
 })(window);
