@@ -19,7 +19,7 @@ PHONE = {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True}
 # Pages whose form is what people come for: its first control must be on the first phone screen.
 CONTROL_FIRST = {"/": "#q", "/arxiv/search?query=": "#query", "/jobs": "#job-kind",
                  "/stove": "#burners button.shutoff", "/matrix": "#matrix-builtin", "/tokenize": "#tok-text",
-                 "/continuation": "#cont-prompt", "/mad": "#mad-model"}
+                 "/continuation": "#cont-prompt", "/mad": "#mad-model", "/matrix/lowrank": "#lowrank-matrix"}
 OVERFLOW = """
 const width = document.documentElement.clientWidth, wide = [];
 for (const el of document.querySelectorAll('body *')) {
