@@ -7,6 +7,11 @@ that is not a page (a file, an image) goes in NOT_PAGES.
 
 from __future__ import annotations
 
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
 SAMPLES = {
     "redirector.arxiv_page": ["/arxiv/2307.01850", "/arxiv/2307.01850,2204.00595,hep-th/9901001", "/arxiv/cs.CV"],
     "redirector.venue_page": ["/venue/B18WgG-CZ@OpenReview,2024.naacl-long.431@ACL"],
@@ -36,3 +41,22 @@ def served_pages(app) -> list[str]:
             pages.append(rule.rule)
     assert not missing, f"add sample URLs for these pages to tests/e2e/served_pages.py SAMPLES: {missing}"
     return pages + [ERROR_PAGE]
+
+
+@functools.cache
+def pages_of_a_fresh_app() -> tuple[str, ...]:
+    """``served_pages`` of an app built for tests in a throwaway folder: for parametrizing tests at collection time
+    (a test per page), before any live server exists. ``test_pages_checked_are_the_live_servers`` compares them."""
+    from backend import create_app
+    from tests.conftest import config_for_tests
+
+    tmp = Path(tempfile.mkdtemp(prefix="served-pages-"))
+    try:
+        app = create_app(config_for_tests(tmp))
+        try:
+            return tuple(served_pages(app))
+        finally:
+            for hook in app.extensions.get("shutdown_hooks", []):
+                hook()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
