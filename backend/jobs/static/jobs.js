@@ -186,8 +186,9 @@
     }, options);
   }
 
-  /* The job named by this page's URL (?job=<id>&key=<key>), followed in `container` until it finishes; then
-   * onDone(job) (job.result is filled in when done; job.error says why not). Returns false when the URL names none. */
+  /* The job named by this page's URL (?job=<id>&key=<key>), followed in `container` (once the page is parsed)
+   * until it finishes; then onDone(job) (job.result is filled in when done; job.error says why not).
+   * Returns false when the URL names none. */
   function loadJobFromPage(container, onDone) {
     const query = new URLSearchParams(global.location.search);
     const id = query.get("job");
@@ -195,7 +196,11 @@
     const key = query.get("key");
     const ref = {id: id, status_url: `/api/jobs/${encodeURIComponent(id)}` +
                  (key ? `?key=${encodeURIComponent(key)}` : "")};
-    jobProgress(container, ref, {onDone: onDone});
+    // Not before the page's deferred scripts (chart.js) have run: a fast answer would otherwise draw with nothing.
+    const follow = () => jobProgress(container, ref, {onDone: onDone});
+    const page = global.document;
+    if (page.readyState === "loading") page.addEventListener("DOMContentLoaded", follow, {once: true});
+    else follow();
     return true;
   }
 
