@@ -80,6 +80,10 @@ DEFAULTS: dict[str, Any] = {
     "MAD_MAX_DIM": 200,  # dimension of the target
     "MAD_MAX_GMM_DIM": 10,  # dimension for the mixture model (EM cost grows as d^2 per component)
     "MAD_MAX_GMM_COMPONENTS": 50,
+    "MAD_MAX_FLOW_DIM": 10,  # the flow model (torch RealNVP): dimension, coupling layers, hidden width, Adam steps
+    "MAD_MAX_FLOW_LAYERS": 16,
+    "MAD_MAX_FLOW_HIDDEN": 256,
+    "MAD_MAX_FLOW_STEPS": 20000,
     "MAD_MAX_SAMPLES": 20000,  # each of n_ini, n_real, n_synth
     "MAD_MAX_TRAINING_SET": 100000,  # size of D_t (an accumulating pool grows by n_synth per generation)
     "MAD_MAX_GENERATIONS": 2000,

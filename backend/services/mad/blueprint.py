@@ -12,6 +12,7 @@ from flask import current_app, render_template, url_for
 
 from backend import jobs
 from backend.services.mad import tasks  # also registers the mad.simulate job kind
+from backend.services.mad.cost import WORK_PER_SECOND
 from backend.services.mad.schemas import (
     SimulateParams,
     SimulateResponse,
@@ -93,4 +94,4 @@ def simulate_endpoint(body: SimulateParams):
 @bp.get("/mad")
 def page() -> str:
     caps = {k: current_app.config[k] for k in current_app.config if k.startswith("MAD_")}
-    return render_template("mad/simulate.html", caps=caps)
+    return render_template("mad/simulate.html", caps=caps, work_per_second=WORK_PER_SECOND)
