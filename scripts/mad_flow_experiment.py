@@ -13,11 +13,13 @@ minibatch order); chain r starts from the same G_1 in every loop, so loops are c
 
 Metrics per generation, on 2000 items per chain:
 - nll: negative log-likelihood of a fixed held-out real set under G_t (nats/point; the same real points for
-  every t and loop, so differences are paired by item). The flow's quality score, like FID for images.
+  every t and loop, so differences are paired by item), summarised by its median over points (a flow can put
+  a density of e^-30000 on one tail point). The flow's likelihood score.
 - off_mode: share of G_t's samples (with bias lam) farther than 3 std from every mode: the bridge artifact.
 - precision / recall (k = 5, Kynkaanniemi et al.), modes covered, Frechet distance of the model's moments.
-Intervals: 95% hierarchical percentile bootstrap (chains, then items within each chain; 2000 resamples),
-per ``shared/specs/statistics.md``. "Late" = mean over the last 3 generations.
+Intervals: 95% paired percentile bootstrap over items (backend/stats.py, 2000 resamples) on (chains, items)
+arrays, with the spread across chains (seeds) next to it, per ``shared/specs/statistics.md``. "Late" = mean
+over the last 3 generations.
 
     PYTHONPATH=. .venv/bin/python scripts/mad_flow_experiment.py            # everything (~25 min idle, 1 thread)
     PYTHONPATH=. .venv/bin/python scripts/mad_flow_experiment.py --lam 1    # one lam (the cache keeps the rest)
@@ -53,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.services.mad import SimConfig, iterate, ring  # noqa: E402
 from backend.services.mad import metrics as M  # noqa: E402
-from backend.services.mad.intervals import Interval, hierarchical_bootstrap  # noqa: E402
+from backend.stats import Interval, bootstrap_mean, paired_bootstrap, verdict  # noqa: E402
 
 DATA = ROOT / "backend" / "services" / "mad" / "data"
 CACHE = DATA / "cache"
@@ -127,90 +129,132 @@ def load_or_run(model: str, loop: str, lam: float, args, bar) -> dict[str, np.nd
     return result
 
 
-def late(arrays: np.ndarray, k: int = 3) -> list[np.ndarray]:
-    return [arrays[t] for t in range(arrays.shape[0] - k, arrays.shape[0])]
+def window(arrays: np.ndarray, start: int, k: int = 3) -> np.ndarray:
+    """Per-item mean over generations start..start+k-1 (0-based): (R, items)."""
+    return arrays[start : start + k].astype(np.float64).mean(axis=0)
 
 
-def change(res: dict, metric: str, seed: int) -> Interval:
-    """Late mean minus generation 1, per item (NLL: paired items), with its bootstrap interval."""
-    tail = late(res[metric])
-    return hierarchical_bootstrap([*tail, res[metric][0]], [1 / len(tail)] * len(tail) + [-1.0],
-                                  paired_items=PAIRED[metric], seed=seed)
+def late(arrays: np.ndarray, k: int = 3) -> np.ndarray:
+    """Per-item mean over the last k generations: (R, items)."""
+    return window(arrays, arrays.shape[0] - k, k)
 
 
-def change_difference(a: dict, b: dict, metric: str, seed: int) -> Interval:
-    """(late - first) of run a minus the same of run b; chain r of a and b share G_1 and the held-out set."""
-    ta, tb = late(a[metric]), late(b[metric])
-    k = len(ta)
-    arrays = [*ta, a[metric][0], *tb, b[metric][0]]
-    coefs = [1 / k] * k + [-1.0] + [-1 / k] * k + [1.0]
-    return hierarchical_bootstrap(arrays, coefs, paired_items=PAIRED[metric], seed=seed)
+def mid(arrays: np.ndarray, k: int = 3) -> np.ndarray:
+    """Per-item mean over the k generations around the middle of the run: (R, items)."""
+    return window(arrays, max(1, arrays.shape[0] // 2 - k // 2 - 1), k)
 
 
-def level(res: dict, metric: str, t: int, seed: int) -> Interval:
-    return hierarchical_bootstrap([res[metric][t]], paired_items=True, seed=seed)
+def first(arrays: np.ndarray) -> np.ndarray:
+    return arrays[0].astype(np.float64)
 
 
-# Half-widths under which an interval that contains 0 counts as "about the same" (statistics.md's wording).
+# Half-widths within which an interval that contains 0 reads "about equal" (statistics.md's wording).
 NARROW = {"nll": 0.05, "off_mode": 0.02, "precision": 0.02, "recall": 0.02}
 
 
-def verdict(iv: Interval, metric: str) -> str:
-    """Words that follow the interval: worse / better only when it excludes 0."""
-    if not iv.excludes_zero():
-        return "about the same" if (iv.high - iv.low) / 2 <= NARROW[metric] else "not resolved"
-    worse_if_positive = metric not in LOWER_IS_WORSE
-    return "worse" if (iv.estimate > 0) == worse_if_positive else "better"
+def _median(d: np.ndarray) -> np.ndarray:
+    return np.median(d, axis=-1)
+
+
+# The NLL is summarised by its median over held-out points: a flow can give a point in a tail a density of
+# ~e^-30000 (one chain at t = 1 here), and a mean over points would report that single point.
+STATISTIC = {"nll": _median}
+
+
+def change_interval(a: np.ndarray, b: np.ndarray, metric: str, seed: int) -> Interval:
+    """mean (NLL: median) over items of a - b, items paired within each chain; (chains, items) arrays."""
+    return paired_bootstrap(a, b, seed=seed, statistic=STATISTIC.get(metric))
+
+
+def level_interval(a: np.ndarray, metric: str, seed: int) -> Interval:
+    if metric in STATISTIC:
+        return change_interval(a, np.zeros_like(a), metric, seed)
+    return bootstrap_mean(a, seed=seed)
+
+
+def per_chain(a: np.ndarray, metric: str) -> np.ndarray:
+    return np.median(a, axis=1) if metric in STATISTIC else a.mean(axis=1)
+
+
+def words(iv: Interval, metric: str) -> str:
+    """stats.verdict's words for a change, with what the direction means for this metric."""
+    word = verdict(iv, narrow=NARROW[metric])
+    if word in ("higher", "lower"):
+        worse = (word == "higher") != (metric in LOWER_IS_WORSE)
+        return f"{word} ({'worse' if worse else 'better'})"
+    return word
+
+
+def seed_spread(delta_per_chain: np.ndarray) -> str:
+    return f"{delta_per_chain.min():+.3f}..{delta_per_chain.max():+.3f}"
 
 
 def write_chain_csv(results: dict, path: Path) -> None:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["model", "lam", "loop", "t", "chain", "nll", "off_mode", "precision", "recall", "modes_covered",
+        w.writerow(["model", "lam", "loop", "t", "chain", "nll_median", "off_mode", "precision", "recall", "modes_covered",
                     "fd", "fit_cpu_s"])
         for (model, lam, loop), res in results.items():
             T, R = res["fd"].shape
             for i in range(T):
                 for j in range(R):
                     w.writerow([model, lam, loop, i + 1, j,
-                                *(f"{res[k][i, j].mean():.5g}" for k in ITEM_METRICS),
+                                *(f"{np.median(res[k][i, j]) if k in STATISTIC else res[k][i, j].mean():.5g}"
+                                  for k in ITEM_METRICS),
                                 int(res["modes_covered"][i, j]), f"{res['fd'][i, j]:.5g}",
                                 f"{res['seconds'][i]:.3g}"])
 
 
 def summarize(results: dict, lams: list[float], args, path: Path) -> list[str]:
-    """The tables (printed and written to CSV): levels, changes and the loop contrasts, with 95% intervals."""
+    """The tables (printed and written to CSV): levels, changes and the loop contrasts, with 95% intervals.
+
+    Intervals: backend/stats.py's paired bootstrap over items (2000 resamples) on (chains, items) arrays, items
+    paired within a chain by index (the same held-out real point for nll and recall; the i-th generated sample of
+    each generation for off_mode and precision: independent draws, for which pairing is valid but does not
+    narrow the interval). Resampling items keeps every chain's value of an item together; the spread of the
+    change across chains (seeds) is printed next to it, per statistics.md. Changes: late (last 3 generations) -
+    generation 1, and late - mid (3 generations around the middle of the run): does the loop still drift?
+    """
     lines = []
     rows = []
     T = args.generations
+    m0 = max(1, T // 2 - 2)
     for model in MODELS:
         for lam in lams:
             runs = {loop: results.get((model, lam, loop)) for loop in LOOPS}
             if any(r is None for r in runs.values()):
                 continue
             R = runs[LOOPS[0]]["fd"].shape[1]
-            lines.append(f"\n{model}, lam = {lam:g}: {R} chains x {args.n_eval} items, generations 1..{T} "
-                         f"(late = mean of t = {T - 2}..{T}); 95% hierarchical bootstrap intervals")
-            lines.append(f"{'metric':<10} {'loop':<15} {'t = 1':>22} {'late':>22} {'late - t1':>26}  verdict")
+            lines.append(f"\n{model}, lam = {lam:g}: {R} chains (seeds) x {args.n_eval} items, generations 1..{T}; "
+                         f"late = t {T - 2}..{T}, mid = t {m0 + 1}..{m0 + 3}; nll: median over held-out points; "
+                         f"95% paired bootstrap over items; 'chains': the change's range over the {R} chains")
+            lines.append(f"{'metric':<10} {'loop':<15} {'t = 1':>21} {'late':>21} {'late - t1':>26} "
+                         f"{'chains':>15}  {'words':<15} {'late - mid':>26}  words")
             for metric in ITEM_METRICS:
                 for loop in LOOPS:
                     res = runs[loop]
-                    first, last = level(res, metric, 0, 1), hierarchical_bootstrap(
-                        late(res[metric]), [1 / 3] * 3, paired_items=PAIRED[metric], seed=2)
-                    delta = change(res, metric, 3)
-                    word = verdict(delta, metric)
-                    lines.append(f"{metric:<10} {LOOP_NAMES[loop]:<15} {_fmt(first):>22} {_fmt(last):>22} "
-                                 f"{str(delta):>26}  {word}")
-                    rows.append([model, lam, metric, loop, "level_t1", first.estimate, first.low, first.high])
-                    rows.append([model, lam, metric, loop, "level_late", last.estimate, last.low, last.high])
-                    rows.append([model, lam, metric, loop, "change", delta.estimate, delta.low, delta.high])
-            lines.append("contrasts of the change (late - t1) between loops, chain by chain:")
+                    t1, tm, tl = first(res[metric]), mid(res[metric]), late(res[metric])
+                    lvl1, lvl_late = level_interval(t1, metric, 1), level_interval(tl, metric, 2)
+                    delta = change_interval(tl, t1, metric, 3)
+                    drift = change_interval(tl, tm, metric, 5)
+                    spread = seed_spread(per_chain(tl, metric) - per_chain(t1, metric))
+                    lines.append(f"{metric:<10} {LOOP_NAMES[loop]:<15} {_fmt(lvl1):>21} {_fmt(lvl_late):>21} "
+                                 f"{delta.format():>26} {spread:>15}  {words(delta, metric):<15} "
+                                 f"{drift.format():>26}  {words(drift, metric)}")
+                    rows.append([model, lam, metric, loop, "level_t1", lvl1])
+                    rows.append([model, lam, metric, loop, "level_late", lvl_late])
+                    rows.append([model, lam, metric, loop, "late_minus_t1", delta])
+                    rows.append([model, lam, metric, loop, "late_minus_mid", drift])
+            lines.append("contrasts of the change (late - t1) between loops, chain by chain (same G_1, same items):")
             for metric in ITEM_METRICS:
                 for a, b in (("synthetic_augmentation", "fully_synthetic"), ("synthetic_augmentation", "fresh_data")):
-                    iv = change_difference(runs[a], runs[b], metric, 4)
-                    lines.append(f"  {metric:<10} {LOOP_NAMES[a]} - {LOOP_NAMES[b]:<16} {str(iv):>26}  "
-                                 f"{verdict(iv, metric)}")
-                    rows.append([model, lam, metric, f"{a} - {b}", "change_difference", iv.estimate, iv.low, iv.high])
+                    da = late(runs[a][metric]) - first(runs[a][metric])
+                    db = late(runs[b][metric]) - first(runs[b][metric])
+                    iv = change_interval(da, db, metric, 4)
+                    spread = seed_spread(per_chain(da, metric) - per_chain(db, metric))
+                    lines.append(f"  {metric:<10} {LOOP_NAMES[a]} - {LOOP_NAMES[b]:<16} {iv.format():>26} "
+                                 f"{spread:>15}  {words(iv, metric)}")
+                    rows.append([model, lam, metric, f"{a} - {b}", "change_difference", iv])
             fd = {loop: runs[loop]["fd"] for loop in LOOPS}
             lines.append("Frechet distance (mean over chains, t = 1 -> T): " + "; ".join(
                 f"{LOOP_NAMES[k]} {v[0].mean():.3f} -> {v[-1].mean():.3f}" for k, v in fd.items()))
@@ -220,8 +264,8 @@ def summarize(results: dict, lams: list[float], args, path: Path) -> list[str]:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["model", "lam", "metric", "loop", "quantity", "estimate", "ci_low", "ci_high"])
-        for row in rows:
-            w.writerow([*row[:5], *(f"{v:.5g}" for v in row[5:])])
+        for *head, iv in rows:
+            w.writerow([*head, *(f"{v:.5g}" for v in (iv.estimate, iv.low, iv.high))])
     return lines
 
 
@@ -231,7 +275,7 @@ def _fmt(iv: Interval) -> str:
 
 def plot_curves(results: dict, lams: list[float], path: Path) -> None:
     metrics = ("nll", "off_mode", "precision", "recall")
-    titles = {"nll": "held-out real NLL (nats)", "off_mode": "off-mode share (bridge artifacts)",
+    titles = {"nll": "held-out real NLL (median, nats)", "off_mode": "off-mode share (bridge artifacts)",
               "precision": "precision (k = 5)", "recall": "recall (k = 5)"}
     colors = {"fully_synthetic": "#b0413e", "synthetic_augmentation": "#2f6690", "fresh_data": "#3a7d44"}
     fig, axes = plt.subplots(len(MODELS), len(metrics), figsize=(17, 7.5), squeeze=False)
@@ -243,7 +287,8 @@ def plot_curves(results: dict, lams: list[float], path: Path) -> None:
                     res = results.get((model, lam, loop))
                     if res is None:
                         continue
-                    per_chain = res[metric].mean(axis=2)  # (T, R)
+                    values = res[metric].astype(np.float64)
+                    per_chain = np.median(values, axis=2) if metric in STATISTIC else values.mean(axis=2)  # (T, R)
                     t = np.arange(1, per_chain.shape[0] + 1)
                     mean = per_chain.mean(axis=1)
                     boot = np.random.default_rng(0).integers(per_chain.shape[1], size=(2000, per_chain.shape[1]))
@@ -330,14 +375,14 @@ def main() -> None:
         print(f"{model}: CPU time of fits + evaluation {sum(fits):.0f} s")
     if args.no_report:
         return
-    suffix = "_quick" if args.quick else ""
-    DATA.mkdir(parents=True, exist_ok=True)
-    FIGURES.mkdir(parents=True, exist_ok=True)
-    write_chain_csv(results, DATA / f"flow_experiment_chains{suffix}.csv")
-    for line in summarize(results, lams, args, DATA / f"flow_experiment_summary{suffix}.csv"):
+    data, figures = (CACHE, CACHE) if args.quick else (DATA, FIGURES)  # a smoke run never overwrites the results
+    data.mkdir(parents=True, exist_ok=True)
+    figures.mkdir(parents=True, exist_ok=True)
+    write_chain_csv(results, data / "flow_experiment_chains.csv")
+    for line in summarize(results, lams, args, data / "flow_experiment_summary.csv"):
         print(line)
-    plot_curves(results, lams, FIGURES / f"mad_flow_loops{suffix}.png")
-    plot_samples(results, lams[0], FIGURES / f"mad_flow_samples{suffix}.png")
+    plot_curves(results, lams, figures / "mad_flow_loops.png")
+    plot_samples(results, lams[0], figures / "mad_flow_samples.png")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The learned generator (RealNVP flow), densities of the other models, and the bootstrap intervals."""
+"""The learned generator (RealNVP flow) and the densities of the other models (the nll metric)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from scipy.stats import multivariate_normal
 
 from backend.services.mad import SimConfig, gaussian, ring, simulate
 from backend.services.mad.flow import FlowSettings, elements_per_chain, fit_flow, parameters_per_chain
-from backend.services.mad.intervals import chain_interval, hierarchical_bootstrap
 from backend.services.mad.models import fit_gaussian, fit_gmm
 
 TINY = FlowSettings(layers=4, hidden=16, steps=100, batch=128, lr=3e-3)
@@ -94,32 +93,18 @@ def test_gaussian_and_gmm_log_prob_match_scipy():
     assert np.all(collapsed.log_prob(pts[:1]) == -np.inf)
 
 
-def test_hierarchical_bootstrap_intervals():
-    rng = np.random.default_rng(0)
-    # Five chains with their own offsets, 400 items each: the interval is wide when chains differ.
-    offsets = rng.normal(0, 1, size=(5, 1))
-    a = offsets + rng.normal(0, 1, size=(5, 400))
-    wide = hierarchical_bootstrap([a], paired_items=True)
-    narrow = hierarchical_bootstrap([a - offsets], paired_items=True)
-    assert wide.low < a.mean() < wide.high and (wide.high - wide.low) > 3 * (narrow.high - narrow.low)
-    # A paired change removes the item noise: b = a + 0.1 exactly, so the interval is 0.1 for every resample.
-    change = hierarchical_bootstrap([a + 0.1, a], [1.0, -1.0], paired_items=True)
-    assert change.low == pytest.approx(0.1) and change.high == pytest.approx(0.1) and change.excludes_zero()
-    unpaired = hierarchical_bootstrap([a + 0.1, a], [1.0, -1.0], paired_items=False)
-    assert unpaired.low < 0.1 < unpaired.high and unpaired.high - unpaired.low > 0.05
-    assert str(change).startswith("+0.100")
-    # Coverage: over 200 simulated experiments the 95% interval holds the true mean about 95% of the time.
-    hits = 0
-    for seed in range(200):
-        g = np.random.default_rng(100 + seed)
-        data = g.normal(0, 1, size=(8, 1)) + g.normal(0, 1, size=(8, 50))
-        iv = hierarchical_bootstrap([data], paired_items=True, resamples=400, seed=seed)
-        hits += iv.low <= 0 <= iv.high
-    assert 0.84 <= hits / 200 <= 0.99  # percentile bootstrap with 8 chains is a little liberal
-    assert chain_interval(np.array([1.0, 2.0, 3.0])).estimate == pytest.approx(2.0)
-    with pytest.raises(ValueError):
-        hierarchical_bootstrap([a, a[:3]], paired_items=False)
-    with pytest.raises(ValueError):
-        hierarchical_bootstrap([a, a[:, :10]], paired_items=True)
-    with pytest.raises(ValueError):
-        hierarchical_bootstrap([np.full((2, 2), np.nan)], paired_items=True)
+def test_written_out_adam_matches_torch_adam_bit_for_bit():
+    from backend.services.mad.flow import _Adam
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 7, 4, generator=gen)
+    ours = [torch.randn(3, 4, 5, generator=gen).requires_grad_(True), torch.randn(3, 1, 5, generator=gen)]
+    ours[1].requires_grad_(True)
+    theirs = [p.detach().clone().requires_grad_(True) for p in ours]
+    opt_ours, opt_theirs = _Adam(ours, lr=1e-2), torch.optim.Adam(theirs, lr=1e-2, foreach=True)
+    for _ in range(30):
+        for params, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+            opt.zero_grad()
+            (torch.tanh(torch.baddbmm(params[1], x, params[0])) ** 2).sum().backward()
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(ours, theirs, strict=True))

@@ -170,6 +170,33 @@ class Flow:
         return Flow(self.shift[:count], self.scale[:count], params, self.seed, self.moment_samples)
 
 
+class _Adam:
+    """Adam (Kingma & Ba; torch.optim.Adam's defaults and update, bit for bit), written out because constructing
+    torch.optim.Adam imports torch._dynamo on first use: 3 s on an idle core, 20 s on a busy one, paid by the
+    first flow request of every process."""
+
+    def __init__(self, params: list, lr: float, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
+        torch = _torch()
+        self.params, self.lr, self.betas, self.eps, self.t = params, lr, betas, eps, 0
+        self.m = [torch.zeros_like(p) for p in params]
+        self.v = [torch.zeros_like(p) for p in params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        torch = _torch()
+        self.t += 1
+        b1, b2 = self.betas
+        correction1, correction2 = 1 - b1**self.t, math.sqrt(1 - b2**self.t)
+        with torch.no_grad():
+            for p, m, v in zip(self.params, self.m, self.v, strict=True):
+                m.lerp_(p.grad, 1 - b1)
+                v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+                p.addcdiv_(m, (v.sqrt() / correction2).add_(self.eps), value=-self.lr / correction1)
+
+
 def _init_params(r: int, d: int, settings: FlowSettings, gen) -> list[dict]:
     torch = _torch()
 
@@ -208,7 +235,7 @@ def fit_flow(x: np.ndarray, rng: np.random.Generator, settings: FlowSettings = F
     params = _init_params(r, d, settings, gen)
     flow = Flow(shift, scale, params, seed, settings.moment_samples)
     data = torch.as_tensor(x, dtype=torch.float32)
-    opt = torch.optim.Adam([t for layer in params for t in layer.values()], lr=settings.lr, foreach=True)
+    opt = _Adam([t for layer in params for t in layer.values()], lr=settings.lr)
     batch = min(settings.batch, n)
     per_epoch = n // batch  # full batches only: every step sees the same number of points
     step = 0
@@ -219,7 +246,7 @@ def fit_flow(x: np.ndarray, rng: np.random.Generator, settings: FlowSettings = F
             idx = order[:, b * batch : (b + 1) * batch]
             xb = torch.gather(data, 1, idx[..., None].expand(-1, -1, d))
             loss = -flow._log_prob_tensor(xb).mean(dim=1).sum()
-            opt.zero_grad(set_to_none=True)
+            opt.zero_grad()
             loss.backward()
             opt.step()
             step += 1
