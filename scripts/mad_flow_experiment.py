@@ -13,8 +13,8 @@ minibatch order); chain r starts from the same G_1 in every loop, so loops are c
 
 Metrics per generation, on 2000 items per chain:
 - nll: negative log-likelihood of a fixed held-out real set under G_t (nats/point; the same real points for
-  every t and loop, so differences are paired by item), summarised by its median over points (a flow can put
-  a density of e^-30000 on one tail point). The flow's likelihood score.
+  every t and loop, so differences are paired by item), summarised by each chain's median over points,
+  averaged over chains (a flow can put a density of e^-30000 on one tail point). The flow's likelihood score.
 - off_mode: share of G_t's samples (with bias lam) farther than 3 std from every mode: the bridge artifact.
 - precision / recall (k = 5, Kynkaanniemi et al.), modes covered, Frechet distance of the model's moments.
 Intervals: 95% paired percentile bootstrap over items (backend/stats.py, 2000 resamples) on (chains, items)
@@ -55,7 +55,7 @@ sys.path.insert(0, str(ROOT))
 
 from backend.services.mad import SimConfig, iterate, ring  # noqa: E402
 from backend.services.mad import metrics as M  # noqa: E402
-from backend.stats import Interval, bootstrap_mean, paired_bootstrap, verdict  # noqa: E402
+from backend.stats import Interval, bootstrap_indices, bootstrap_mean, paired_bootstrap, verdict  # noqa: E402
 
 DATA = ROOT / "backend" / "services" / "mad" / "data"
 CACHE = DATA / "cache"
@@ -152,28 +152,38 @@ def first(arrays: np.ndarray) -> np.ndarray:
 NARROW = {"nll": 0.05, "off_mode": 0.02, "precision": 0.02, "recall": 0.02}
 
 
-def _median(d: np.ndarray) -> np.ndarray:
-    return np.median(d, axis=-1)
+# The NLL is summarised by its median over held-out points, per chain: a flow can give a point in a tail a density
+# of ~e^-30000 (one chain at t = 1 here), and a mean over points would report that single point.
+ROBUST = {"nll"}
 
 
-# The NLL is summarised by its median over held-out points: a flow can give a point in a tail a density of
-# ~e^-30000 (one chain at t = 1 here), and a mean over points would report that single point.
-STATISTIC = {"nll": _median}
+def chain_median_bootstrap(diff: np.ndarray, seed: int, n_resamples: int = 2000) -> Interval:
+    """Mean over chains of each chain's median over items of ``diff`` (chains, items), with a percentile interval
+    from resampling items (backend/stats.py's index draw; the same items for every chain, so chains stay paired).
+    Medians are taken per chain first: a median of chain-averaged items would let one chain's heavy tail decide."""
+    idx = bootstrap_indices(diff.shape[1], n_resamples, seed)
+    boot = np.mean([np.median(row[idx], axis=1) for row in diff], axis=0)
+    low, high = np.quantile(boot, [0.025, 0.975])
+    return Interval(float(np.median(diff, axis=1).mean()), float(low), float(high), 0.95, diff.shape[1])
 
 
 def change_interval(a: np.ndarray, b: np.ndarray, metric: str, seed: int) -> Interval:
-    """mean (NLL: median) over items of a - b, items paired within each chain; (chains, items) arrays."""
-    return paired_bootstrap(a, b, seed=seed, statistic=STATISTIC.get(metric))
+    """mean over items (NLL: per-chain median, averaged over chains) of a - b, items paired within each chain;
+    (chains, items) arrays."""
+    if metric in ROBUST:
+        return chain_median_bootstrap(a - b, seed)
+    return paired_bootstrap(a, b, seed=seed)
 
 
 def level_interval(a: np.ndarray, metric: str, seed: int) -> Interval:
-    if metric in STATISTIC:
-        return change_interval(a, np.zeros_like(a), metric, seed)
+    if metric in ROBUST:
+        return chain_median_bootstrap(a, seed)
     return bootstrap_mean(a, seed=seed)
 
 
 def per_chain(a: np.ndarray, metric: str) -> np.ndarray:
-    return np.median(a, axis=1) if metric in STATISTIC else a.mean(axis=1)
+    """One number per chain (seed): the statistic over its items (nll: median of the per-item changes)."""
+    return np.median(a, axis=1) if metric in ROBUST else a.mean(axis=1)
 
 
 def words(iv: Interval, metric: str) -> str:
@@ -199,7 +209,7 @@ def write_chain_csv(results: dict, path: Path) -> None:
             for i in range(T):
                 for j in range(R):
                     w.writerow([model, lam, loop, i + 1, j,
-                                *(f"{np.median(res[k][i, j]) if k in STATISTIC else res[k][i, j].mean():.5g}"
+                                *(f"{np.median(res[k][i, j]) if k in ROBUST else res[k][i, j].mean():.5g}"
                                   for k in ITEM_METRICS),
                                 int(res["modes_covered"][i, j]), f"{res['fd'][i, j]:.5g}",
                                 f"{res['seconds'][i]:.3g}"])
@@ -211,8 +221,9 @@ def summarize(results: dict, lams: list[float], args, path: Path) -> list[str]:
     Intervals: backend/stats.py's paired bootstrap over items (2000 resamples) on (chains, items) arrays, items
     paired within a chain by index (the same held-out real point for nll and recall; the i-th generated sample of
     each generation for off_mode and precision: independent draws, for which pairing is valid but does not
-    narrow the interval). Resampling items keeps every chain's value of an item together; the spread of the
-    change across chains (seeds) is printed next to it, per statistics.md. Changes: late (last 3 generations) -
+    narrow the interval). Resampling items keeps every chain's value of an item together (nll: the same item
+    draw through stats.bootstrap_indices, per-chain medians averaged); the spread of the change across chains
+    (seeds) is printed next to it, per statistics.md. Changes: late (last 3 generations) -
     generation 1, and late - mid (3 generations around the middle of the run): does the loop still drift?
     """
     lines = []
@@ -226,8 +237,8 @@ def summarize(results: dict, lams: list[float], args, path: Path) -> list[str]:
                 continue
             R = runs[LOOPS[0]]["fd"].shape[1]
             lines.append(f"\n{model}, lam = {lam:g}: {R} chains (seeds) x {args.n_eval} items, generations 1..{T}; "
-                         f"late = t {T - 2}..{T}, mid = t {m0 + 1}..{m0 + 3}; nll: median over held-out points; "
-                         f"95% paired bootstrap over items; 'chains': the change's range over the {R} chains")
+                         f"late = t {T - 2}..{T}, mid = t {m0 + 1}..{m0 + 3}; nll: each chain's median over held-out "
+                         f"points, averaged over chains; 95% paired bootstrap over items; 'chains': the change's range over the {R} chains")
             lines.append(f"{'metric':<10} {'loop':<15} {'t = 1':>21} {'late':>21} {'late - t1':>26} "
                          f"{'chains':>15}  {'words':<15} {'late - mid':>26}  words")
             for metric in ITEM_METRICS:
@@ -237,7 +248,7 @@ def summarize(results: dict, lams: list[float], args, path: Path) -> list[str]:
                     lvl1, lvl_late = level_interval(t1, metric, 1), level_interval(tl, metric, 2)
                     delta = change_interval(tl, t1, metric, 3)
                     drift = change_interval(tl, tm, metric, 5)
-                    spread = seed_spread(per_chain(tl, metric) - per_chain(t1, metric))
+                    spread = seed_spread(per_chain(tl - t1, metric))
                     lines.append(f"{metric:<10} {LOOP_NAMES[loop]:<15} {_fmt(lvl1):>21} {_fmt(lvl_late):>21} "
                                  f"{delta.format():>26} {spread:>15}  {words(delta, metric):<15} "
                                  f"{drift.format():>26}  {words(drift, metric)}")
@@ -251,7 +262,7 @@ def summarize(results: dict, lams: list[float], args, path: Path) -> list[str]:
                     da = late(runs[a][metric]) - first(runs[a][metric])
                     db = late(runs[b][metric]) - first(runs[b][metric])
                     iv = change_interval(da, db, metric, 4)
-                    spread = seed_spread(per_chain(da, metric) - per_chain(db, metric))
+                    spread = seed_spread(per_chain(da - db, metric))
                     lines.append(f"  {metric:<10} {LOOP_NAMES[a]} - {LOOP_NAMES[b]:<16} {iv.format():>26} "
                                  f"{spread:>15}  {words(iv, metric)}")
                     rows.append([model, lam, metric, f"{a} - {b}", "change_difference", iv])
@@ -288,7 +299,7 @@ def plot_curves(results: dict, lams: list[float], path: Path) -> None:
                     if res is None:
                         continue
                     values = res[metric].astype(np.float64)
-                    per_chain = np.median(values, axis=2) if metric in STATISTIC else values.mean(axis=2)  # (T, R)
+                    per_chain = np.median(values, axis=2) if metric in ROBUST else values.mean(axis=2)  # (T, R)
                     t = np.arange(1, per_chain.shape[0] + 1)
                     mean = per_chain.mean(axis=1)
                     boot = np.random.default_rng(0).integers(per_chain.shape[1], size=(2000, per_chain.shape[1]))
