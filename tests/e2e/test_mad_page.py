@@ -181,6 +181,13 @@ def check_layout(browser) -> None:
     assert layout["scroll"][0] <= layout["scroll"][1], layout["scroll"]  # no sideways scroll
 
 
+def test_page_says_which_mechanisms_and_heuristics_are_ours(browser, live_server):
+    open_page(browser, live_server)
+    hint = browser.find_element(By.CSS_SELECTOR, "p.hint").text
+    assert "mechanism is our choice" in hint  # lambda for the GMM and the KDE
+    assert "is ours" in hint and "not the paper's" in hint  # the n_s* rule of thumb
+
+
 def test_form_layout_at_1280_px(browser, live_server):
     browser.set_window_size(1280, 1000)
     open_page(browser, live_server)
@@ -243,3 +250,19 @@ def test_effective_sample_size_is_shown_with_its_chart(browser, live_server):
     WebDriverWait(browser, 10).until(lambda b: "fresh_data loop only" in (field_error(b, "effective_sample_size") or ""))
     assert browser.find_element(By.ID, "mad-summary").text == ""
     assert not browser.find_elements(By.CSS_SELECTOR, '#mad-charts canvas[data-metric="effective"]')
+
+
+def test_flow_model_runs_from_the_form_and_draws_its_nll(browser, live_server):
+    open_page(browser, live_server)
+    steps = browser.find_element(By.ID, "mad-flow-steps")
+    assert not steps.is_displayed()  # only the flow has this field
+    browser.find_element(By.ID, "mad-preset-flow").click()
+    assert steps.is_displayed()
+    assert Select(browser.find_element(By.ID, "mad-model")).first_selected_option.get_attribute("value") == "flow"
+    fill(browser, {"mad-n-ini": 200, "mad-n-synth": 200, "mad-generations": 2, "mad-replicates": 1,
+                   "mad-n-eval": 100, "mad-flow-steps": 20})
+    browser.find_element(By.ID, "mad-run").click()
+    wait_done(browser, timeout=60)
+    chart = browser.find_element(By.CSS_SELECTOR, '#mad-charts canvas[data-metric="nll"]')
+    assert canvas_has_ink(browser, chart)
+    assert "estimated" in browser.find_element(By.ID, "mad-summary").text
