@@ -103,10 +103,11 @@ def field_error(browser, name):
 
 def test_bad_input_shows_the_api_message_next_to_the_field(browser, live_server):
     open_page(browser, live_server)
-    fill(browser, {"mad-n-synth": 30000})  # over MAD_MAX_SAMPLES: the API's 422 names the field
+    fill(browser, {"mad-n-synth": 30000})  # over MAD_MAX_SAMPLES: the 422 says so in the form's words, by the field
     browser.find_element(By.ID, "mad-run").click()
     WebDriverWait(browser, 10).until(lambda b: field_error(b, "n_synth"))
-    assert "MAD_MAX_SAMPLES" in field_error(browser, "n_synth")
+    assert "30,000 synthetic samples (n_synth) is over the limit of 20,000" in field_error(browser, "n_synth")
+    assert "MAD_MAX_SAMPLES" not in field_error(browser, "n_synth")  # the setting's name is not the user's word
     assert browser.find_element(By.ID, "mad-n-synth").get_attribute("aria-invalid") == "true"
     assert not browser.find_element(By.ID, "mad-error").is_displayed()
     fill(browser, {"mad-n-synth": 20, "mad-target": "grid25", "mad-dim": 3})
