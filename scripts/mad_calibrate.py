@@ -11,7 +11,8 @@ request of issue 15 item 2, the Fig. 10 setting with n_e) is timed and printed w
 previous estimate (the formula before calibration) and their ratios to the measurement.
 
     PYTHONPATH=. .venv/bin/python scripts/mad_calibrate.py            # measure and report (~10 min idle)
-    PYTHONPATH=. .venv/bin/python scripts/mad_calibrate.py --write    # ... and rewrite cost_model.json
+    PYTHONPATH=. .venv/bin/python scripts/mad_calibrate.py --write    # ... and rewrite cost_model.json and
+                                                                      # cost_measurements.json
     PYTHONPATH=. .venv/bin/python scripts/mad_calibrate.py --check    # only the validation set, current model
 """
 
@@ -23,6 +24,7 @@ import os
 import platform
 import sys
 import time
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -37,16 +39,10 @@ from tqdm import tqdm  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from backend.services.mad import (  # noqa: E402
-    SimConfig,
-    cost,  # noqa: E402
-    gaussian,
-    grid25,
-    ring,
-    simulate,
-)
+from backend.services.mad import SimConfig, cost, gaussian, grid25, iterate, ring, simulate  # noqa: E402
 from backend.services.mad.effective import _reference_configs, real_only_fd_curve, reference_sizes  # noqa: E402
 
+MEASUREMENTS_FILE = ROOT / "backend" / "services" / "mad" / "cost_measurements.json"
 NONE = ()
 
 
@@ -73,10 +69,13 @@ def design() -> list[tuple[str, SimConfig]]:
     out.append(("gaussian", cfg("gaussian", 3, 50, 1, T=200)))
     out.append(("gaussian", cfg("gaussian", 2, 20, 1, T=400)))
     out.append(("gaussian", cfg("gaussian", 30, 60, 2, T=100, loop=F)))
+    out.append(("gaussian", cfg("gaussian", 3, 15, 40000, T=2, target=gaussian(3, np.diag([2.0, 1.0, 0.5])))))
+    out.append(("gaussian", cfg("gaussian", 5, 30, 20000, T=3, loop=A)))
     out.append(("gaussian", cfg("gaussian", 100, 100, 8, T=20, loop=F, n_ini=100, n_synth=900)))
     for d, n, r, loop in gauss[::2]:
         out.append(("gaussian-diag", cfg("gaussian-diag", d, n, r, loop=loop)))
     out.append(("gaussian-diag", cfg("gaussian-diag", 2, 50, 50000, T=3)))
+    out.append(("gaussian-diag", cfg("gaussian-diag", 50, 300, 1000, T=4, loop=F)))
     kde = [
         (2, 1000, 1000, F), (2, 100, 10000, L), (10, 500, 100, A), (50, 1000, 10, L), (100, 2000, 4, F),
         (2, 5000, 200, A), (1, 50, 20000, L), (20, 200, 500, F),
@@ -85,6 +84,7 @@ def design() -> list[tuple[str, SimConfig]]:
         out.append(("kde", cfg("kde", d, n, r, loop=loop)))
     out.append(("kde", cfg("kde", 2, 1000, 2000, loop=F, target=grid25(), n_real=100)))
     out.append(("kde", cfg("kde", 2, 300, 500, target=ring(), source="accumulate", T=6)))
+    out.append(("kde", cfg("kde", 2, 1000, 5000, loop=F, target=ring(), n_real=200, T=3)))  # 1.2e7 numbers: memory-bound
     gmm = [
         (grid25(), 25, 1000, 2, 60, L), (ring(), 8, 1000, 4, 60, A), (ring(), 8, 300, 32, 20, F),
         (None, 1, 500, 16, 30, L), (None, 3, 2000, 4, 60, F), (None, 10, 1000, 2, 40, A),
@@ -104,7 +104,7 @@ def design() -> list[tuple[str, SimConfig]]:
         out.append(("flow", cfg("flow", d, n, r, T=2, target=target, flow_steps=steps, flow_layers=layers,
                                 flow_hidden=hidden)))
     # Metric groups on a cheap model (diagonal Gaussian) or a mixture target.
-    for n_eval, reps, d in ((200, 16, 2), (1000, 4, 2), (2000, 2, 2), (500, 16, 20), (1000, 1, 50)):
+    for n_eval, reps, d in ((200, 16, 2), (1000, 4, 2), (2000, 2, 2), (500, 16, 20), (1000, 1, 50), (1000, 8, 5)):
         out.append(("pr", cfg("gaussian-diag", d, 100, reps, metrics=("pr",), n_eval=n_eval)))
     for n_eval, target in ((1000, grid25()), (2000, ring()), (500, grid25())):
         out.append(("modes", cfg("gaussian-diag", 2, 100, 8, target=target, metrics=("modes",), n_eval=n_eval)))
@@ -229,9 +229,23 @@ def previous(c: SimConfig, with_ne: bool) -> float:
     return total
 
 
+def em_iterations(c: SimConfig) -> float:
+    """Mean EM iterations per generation that a GMM run really does (EM stops early once it settles)."""
+    return float(np.mean([g.iterations for _, g in iterate(c)]))
+
+
+def fit_features(c: SimConfig) -> dict[str, float]:
+    """cost.features of a calibration run, with the EM iterations it really did (the estimate itself uses
+    em_iters, an upper bound): the per-iteration costs are then measured, not blurred by early stopping."""
+    if c.model == "gmm":
+        c = replace(c, em_iters=max(1, round(em_iterations(c))))
+    return cost.features(c)
+
+
 def fit(rows: list[tuple[str, SimConfig, float]]) -> dict[str, float]:
-    names = sorted({k for _, c, _ in rows for k in cost.features(c)})
-    X = np.array([[cost.features(c).get(k, 0.0) for k in names] for _, c, _ in rows])
+    feats = [fit_features(c) for _, c, _ in rows]
+    names = sorted({k for f in feats for k in f})
+    X = np.array([[f.get(k, 0.0) for k in names] for f in feats])
     y = np.array([s for _, _, s in rows])
     scale = X.max(axis=0)
     scale[scale == 0] = 1.0
@@ -242,6 +256,13 @@ def fit(rows: list[tuple[str, SimConfig, float]]) -> dict[str, float]:
     return {k: float(v / s) for k, v, s in zip(names, coef, scale, strict=True)}
 
 
+def measured_line(args, clock: Clock) -> str:
+    return (f"{date.today().isoformat()}, {platform.machine()} {platform.processor() or ''}".strip()
+            + f", {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, numpy {np.__version__}, "
+            f"torch {torch.__version__}, median of {args.repeats} CPU-time ratios to an adjacent anchor, "
+            f"anchor {clock.anchor_seconds:.4f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3, help="timings per calibration config (median kept)")
@@ -249,6 +270,8 @@ def main() -> None:
     parser.add_argument("--check", action="store_true", help="only time the validation set with the current model")
     parser.add_argument("--verbose", action="store_true", help="print every calibration configuration")
     args = parser.parse_args()
+    if args.write and args.check:
+        parser.error("--write needs the calibration run: drop --check")
     torch.set_num_threads(1)
     print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; CPU time, 1 thread", flush=True)
     clock = Clock()
@@ -272,15 +295,18 @@ def main() -> None:
             print(f"{group:<14} {len(ratios):>3} {np.median(ratios):7.2f} {ratios.min():6.2f} {ratios.max():6.2f}"
                   f"   {min(secs):9.3f} .. {max(secs):8.3f}")
         if args.verbose:
+            print("  every configuration: measured s, predicted s (the estimate), ratio; GMM also with the EM "
+                  "iterations it really did")
             for group, c, s in rows:
                 p = cost.estimate_seconds(c, coefs)
-                print(f"  {group:<13} {describe(c):<70} {s:8.3f} {p:8.3f} {p / s:5.2f}")
+                extra = ""
+                if c.model == "gmm":
+                    it = max(1, round(em_iterations(c)))
+                    extra = f"  ({it} EM it.: {cost.estimate_seconds(replace(c, em_iters=it), coefs) / s:4.2f})"
+                print(f"  {group:<13} {describe(c):<70} {s:8.3f} {p:8.3f} {p / s:5.2f}{extra}")
         if args.write:
             payload = {
-                "measured": f"{date.today().isoformat()}, {platform.machine()} {platform.processor() or ''}".strip()
-                + f", {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, numpy {np.__version__}, "
-                f"torch {torch.__version__}, median of {args.repeats} CPU-time ratios to an adjacent anchor, "
-                f"anchor {clock.anchor_seconds:.4f} s",
+                "measured": measured_line(args, clock),
                 "seconds_per_unit": {k: float(f"{v:.4g}") for k, v in sorted(coefs.items())},
             }
             cost.COST_FILE.write_text(json.dumps(payload, indent=1) + "\n")
@@ -289,16 +315,30 @@ def main() -> None:
     print("\nvalidation (one timing each, as anchor ratios): predicted / measured, new cost model and the previous "
           "formula", flush=True)
     print(f"{'request':<52} {'measured s':>10} {'new s':>8} {'ratio':>6} {'old s':>8} {'ratio':>7}")
-    ratios = []
+    ratios, checked = [], []
     for name, c, with_ne in tqdm(validation(), desc="validation", leave=False):
-        seconds = clock.measure(lambda c=c, w=with_ne: run_with_ne(c, w), 1) * clock.anchor_seconds
+        anchor_units = clock.measure(lambda c=c, w=with_ne: run_with_ne(c, w), 1)
+        seconds = anchor_units * clock.anchor_seconds
         new, old = predicted(c, with_ne, coefs), previous(c, with_ne)
         ratios.append(new / seconds)
+        checked.append({"name": name, "config": describe(c), "with_ne": with_ne,
+                        "anchor_units": round(anchor_units, 4)})
         print(f"{name:<52} {seconds:10.2f} {new:8.2f} {new / seconds:6.2f} {old:8.2f} {old / seconds:7.2f}",
               flush=True)
     ratios = np.array(ratios)
     print(f"new model: ratio median {np.median(ratios):.2f}, range {ratios.min():.2f} .. {ratios.max():.2f} "
           f"({np.mean((ratios >= 0.5) & (ratios <= 2)) * 100:.0f}% within 2x)")
+    if args.write:
+        # The measurements themselves, in anchor units (work measured as multiples of the anchor run's CPU time,
+        # not wall time), for tests/mad/test_cost.py: the committed model must keep predicting them.
+        payload = {
+            "measured": measured_line(args, clock),
+            "anchor_seconds": round(clock.anchor_seconds, 5),
+            "calibration": [{"group": g, "config": describe(c), "anchor_units": round(u, 4)} for g, c, u in units],
+            "validation": checked,
+        }
+        MEASUREMENTS_FILE.write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"wrote {MEASUREMENTS_FILE.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ WORK_PER_SECOND = 5e9  # API work units per predicted second on one idle core
 W2_POINTS = 500  # empirical W2 uses at most this many points per side (O(n^3) assignment)
 MOMENT_SAMPLES = 4096  # the flow's Monte-Carlo moment sample per chain (flow.FlowSettings.moment_samples)
 COST_FILE = Path(__file__).with_name("cost_model.json")
+CACHE_ELEMENTS = 1_000_000  # float64 numbers (8 MB) in a training array beyond which passes are memory-bound
 
 
 @lru_cache(maxsize=1)
@@ -71,11 +72,15 @@ def features(cfg: Any) -> dict[str, float]:
     if need_samples or "nll" in extras:
         f["eval_chain_generation"] = float(T * cfg.eval_chains)
     real = R * _real_points(cfg)
+    if R * max(cfg.n_ini, cfg.training_size) * d > CACHE_ELEMENTS:
+        # Arrays past the caches: every pass over the data waits on memory (about 2-3x the per-number cost).
+        f["memory_bound"] = (train + sampled) * d
     f["mixture_points" if mixture else "gaussian_points"] = real * (1 if mixture else d * d)
     if cfg.model == "gaussian":
         f["gauss_nd"] = (train + sampled) * d
         f["gauss_nd2"] = (train + sampled) * d * d
         f["gauss_d3"] = chains * d**3
+        f["gauss_chain_d2"] = chains * d * d  # batched small eigh/matmul: per-matrix cost at small d
     elif cfg.model == "gaussian-diag":
         f["diag_nd"] = (train + sampled) * d
     elif cfg.model == "kde":
@@ -83,6 +88,8 @@ def features(cfg: Any) -> dict[str, float]:
         f["kde_nd2"] = train * d * d
         f["kde_d3"] = chains * d**3
     elif cfg.model == "gmm":
+        # EM iterations: em_iters is an upper bound (EM stops once every chain's log-likelihood settles, which on
+        # well-separated mixtures happens after a fraction of it), so this estimate is an upper bound for the GMM.
         k = cfg.components
         f["gmm_chain"] = chains * k
         f["gmm_iter"] = float(cfg.em_iters * T)  # Python overhead of an EM iteration, whatever R
@@ -100,7 +107,9 @@ def features(cfg: Any) -> dict[str, float]:
         moments = MOMENT_SAMPLES * (1 if cfg.lam == 1 else 2)
         f["flow_sample"] = (sampled + chains * moments) * layers * width
     if "pr" in extras:
-        f["pr_pairs"] = T * cfg.eval_chains * cfg.n_eval**2 * (1 + d / 8)
+        # Precision/recall: three n_eval x n_eval distance and comparison passes, memory-bound, nearly whatever d.
+        f["pr_pairs"] = T * cfg.eval_chains * cfg.n_eval**2
+        f["pr_pairs_d"] = T * cfg.eval_chains * cfg.n_eval**2 * d
     if "modes" in extras and mixture:
         f["modes"] = T * cfg.eval_chains * cfg.n_eval * cfg.target.modes.shape[0] * d
     if "w2" in extras:
