@@ -42,7 +42,7 @@ from backend.services.attention.functional import (  # noqa: E402
 )
 from backend.services.attention.memtrace import PeakMemory, cuda_peak  # noqa: E402
 from backend.services.attention.model import LM, ModelConfig, plan, to_inference  # noqa: E402
-from backend.services.attention.positions import apply_rope, position_tables, rope  # noqa: E402
+from backend.services.attention.positions import position_tables, rope  # noqa: E402
 
 RE_W, WIN = 512, 64
 
@@ -77,7 +77,7 @@ def peak_bytes(fn, device: torch.device, *args) -> int:  # noqa: ANN001
 def window_with_rope(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """RoPE then window attention, as a window layer does it (tables of positions 0..n-1 shared by all layers)."""
     tables = position_tables(q.shape[2], q.shape[-1], dtype=q.dtype, device=q.device)
-    return window_attention(apply_rope(q, *tables), apply_rope(k, *tables), v, WIN)
+    return window_attention(q, k, v, WIN, rope_tables=tables)
 
 
 def bench_core(args: argparse.Namespace, device: torch.device) -> list[str]:
