@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from backend.config import exit_on_config_error
 from backend.redirector.resolver import CONTEXTS, DEFAULT_BASE, resolve
 
 
@@ -31,6 +32,7 @@ def _resolve(args: argparse.Namespace) -> int:
     return 0
 
 
+@exit_on_config_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)

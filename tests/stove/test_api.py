@@ -114,7 +114,7 @@ def test_shutoff_undeliverable_is_502_fault_and_alert(stove_app, stove_client):
 
 
 def test_shutoff_still_retrying_is_202(tmp_path):
-    app = create_app(make_config(tmp_path, STOVE_API_TOKEN="test-token-123",
+    app = create_app(make_config(tmp_path, STOVE_API_TOKEN="test-token-0123456789",
                                     **{**FAST, "STOVE_REQUEST_WAIT_S": 0.01, "STOVE_RETRY_BASE_S": 0.2}))
     try:
         client = app.test_client()
@@ -178,7 +178,7 @@ def test_timer_bad_json_is_400_and_wrong_type_415(stove_client):
 
 
 def test_timer_and_restore_during_a_cut_are_409(tmp_path):
-    app = create_app(make_config(tmp_path, STOVE_API_TOKEN="test-token-123", **{**FAST, "STOVE_CUT_HOLD_S": 2.0}))
+    app = create_app(make_config(tmp_path, STOVE_API_TOKEN="test-token-0123456789", **{**FAST, "STOVE_CUT_HOLD_S": 2.0}))
     try:
         client = app.test_client()
         assert client.post("/api/stove/burners/left/shutoff", headers=AUTH).status_code == 200
@@ -242,7 +242,7 @@ def test_page_renders_without_the_secret(stove_app, stove_client):
     r = stove_client.get("/stove")
     assert r.status_code == 200
     html = r.get_data(as_text=True)
-    assert "test-token-123" not in html
+    assert "test-token-0123456789" not in html
     assert 'data-burner="left"' in html and "sessionStorage" in html
     assert "/stove" in stove_client.get("/").get_data(as_text=True)
 
@@ -273,7 +273,7 @@ def test_generated_token_is_stored_private_and_reused(tmp_path):
 
 
 def test_hundred_concurrent_shutoffs_make_one_cut_sequence(tmp_path):
-    app = create_app(make_config(tmp_path, STOVE_API_TOKEN="test-token-123", **{**FAST, "STOVE_CUT_HOLD_S": 3.0}))
+    app = create_app(make_config(tmp_path, STOVE_API_TOKEN="test-token-0123456789", **{**FAST, "STOVE_CUT_HOLD_S": 3.0}))
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -327,7 +327,7 @@ def test_openapi_documents_the_stove_api(stove_client):
 
 def test_person_tokens_name_the_person_in_the_audit(tmp_path):
     ann, bob = "ann-token-0123456789abcdef", "bob-token-0123456789abcdef"
-    app = create_app(make_config(tmp_path, STOVE_API_TOKEN="test-token-123",
+    app = create_app(make_config(tmp_path, STOVE_API_TOKEN="test-token-0123456789",
                                  STOVE_API_TOKENS={"ann": ann, "bob@home": bob}, **FAST))
     try:
         client = app.test_client()
@@ -352,22 +352,23 @@ def test_person_tokens_name_the_person_in_the_audit(tmp_path):
 
 
 @pytest.mark.parametrize(("tokens", "message"), [
-    (["ann"], "must be an object"),
-    ({"ann smith": "x" * 20}, "invalid name 'ann smith'"),
-    ({"a" * 65: "x" * 20}, "at most 64 characters"),
-    ({"ann": "short"}, "at least 16 characters"),
-    ({"ann": 12345678901234567890}, "at least 16 characters"),
-    ({"ann": "x" * 20, "bob": "x" * 20}, "every person needs a token of their own"),
+    (["ann"], "STOVE_API_TOKENS must be a valid dictionary"),
+    ({"ann smith": "x" * 20}, "STOVE_API_TOKENS['ann smith'] must be a person's name"),
+    ({"a" * 65: "x" * 20}, f"STOVE_API_TOKENS['{'a' * 65}'] must be names of at most STOVE_ACTOR_MAX_CHARS=64"),
+    ({"ann": "short"}, "STOVE_API_TOKENS['ann'] must be a token of at least 16"),
+    ({"ann": " " + "x" * 20}, "STOVE_API_TOKENS['ann'] must be a token without surrounding whitespace"),
+    ({"ann": 12345678901234567890}, "STOVE_API_TOKENS['ann'] must be a valid string"),
+    ({"ann": "x" * 20, "bob": "x" * 20}, "STOVE_API_TOKENS['bob'] must be a token of each person's own"),
     ({"ann": "y" * 16, "bob.b": "z" * 40}, None),
-    ({"ann": "shared-token-is-long-enough"}, "every person needs a token of their own"),
+    ({"ann": "shared-token-is-long-enough"}, "STOVE_API_TOKENS['ann'] must be a token of each person's own"),
 ])
 def test_person_tokens_are_checked_at_start(tmp_path, tokens, message):
-    from backend.services.stove.service import ConfigError
+    from backend.config import ConfigError
 
-    app = create_app(make_config(tmp_path, STOVE_API_TOKEN="shared-token-is-long-enough", STOVE_API_TOKENS=tokens,
-                                 **FAST))
+    config = make_config(tmp_path, STOVE_API_TOKEN="shared-token-is-long-enough", STOVE_API_TOKENS=tokens, **FAST)
     if message is None:
-        get_service(app).stop()
+        get_service(create_app(config)).stop()
         return
-    with pytest.raises(ConfigError, match=message):
-        get_service(app)
+    with pytest.raises(ConfigError) as err:
+        create_app(config)
+    assert str(err.value).startswith(message) and "x" * 16 not in str(err.value)

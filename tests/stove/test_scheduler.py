@@ -242,14 +242,14 @@ def test_web_process_without_scheduler_is_served_by_the_standalone_one(tmp_path,
     from tests.conftest import config_for_tests as make_config
 
     db = tmp_path / "split.sqlite3"
-    app = create_app(make_config(tmp_path, STOVE_DB=str(db), STOVE_SCHEDULER=False, STOVE_API_TOKEN="t0k",
+    app = create_app(make_config(tmp_path, STOVE_DB=str(db), STOVE_SCHEDULER=False, STOVE_API_TOKEN="split-token-0123456789",
                                  **{k: float(v) for k, v in FAST.items()}))
     try:
         client = app.test_client()
         local = StoveService(settings(db))
         daemons.append(Daemon(db))
         wait_until(lambda: leader_starts(local))
-        r = client.post("/api/stove/burners/left/shutoff", headers={"Authorization": "Bearer t0k"})
+        r = client.post("/api/stove/burners/left/shutoff", headers={"Authorization": "Bearer split-token-0123456789"})
         assert r.status_code == 200 and r.json["message"].startswith("cut delivered at")
         health = client.get("/api/stove/health").json["scheduler"]
         assert health["this_process_is_leader"] is False and health["leader_pid"] == daemons[0].pid

@@ -19,7 +19,7 @@ from flask import Flask, current_app, g, render_template, request
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.services.stove.controller import Conflict, InvalidDuration, UnknownBurner, iso
-from backend.services.stove.service import StoveService, StoveSettings, named_api_tokens, resolve_api_token
+from backend.services.stove.service import StoveService, StoveSettings, resolve_api_token
 from backend.web.api import ApiBlueprint
 from backend.web.caps import capped_by
 from backend.web.errors import ApiError
@@ -165,8 +165,7 @@ def _build(app: Flask) -> StoveService:
     token, source = resolve_api_token(cfg["STOVE_API_TOKEN"], token_file)
     app.extensions["stove"]["token"] = token
     app.extensions["stove"]["token_source"] = source
-    app.extensions["stove"]["person_tokens"] = named_api_tokens(
-        cfg["STOVE_API_TOKENS"], token, int(cfg["STOVE_ACTOR_MAX_CHARS"]))
+    app.extensions["stove"]["person_tokens"] = dict(cfg["STOVE_API_TOKENS"])  # checked by backend/config.py
     if cfg["STOVE_SCHEDULER"]:
         service.start()
     app.extensions.setdefault("shutdown_hooks", []).append(service.stop)

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.config import ConfigError, StoveConfig, validate
 from backend.services.stove.adapters import (
     HomeAssistantAdapter,
     MiioAdapter,
@@ -29,12 +29,7 @@ from backend.services.stove.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
-BURNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-ADAPTERS = ("simulated", "home_assistant", "miio")
-
-
-class ConfigError(ValueError):
-    """A stove setting is missing or invalid; the message names the key."""
+__all__ = ["ConfigError", "StoveService", "StoveSettings", "build_adapter", "resolve_api_token", "webhook_pusher"]
 
 
 @dataclass(frozen=True)
@@ -60,72 +55,26 @@ class StoveSettings:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> StoveSettings:
-        """Read the ``STOVE_*`` keys (see backend/config.py) and validate them."""
-        def get(key: str) -> Any:
-            if key not in cfg:
-                raise ConfigError(f"missing setting {key}")
-            return cfg[key]
-
-        burners = get("STOVE_BURNERS")
-        if isinstance(burners, str):
-            burners = [b.strip() for b in burners.split(",") if b.strip()]
-        if not isinstance(burners, (list, tuple)) or not burners:
-            raise ConfigError("STOVE_BURNERS must be a non-empty list of burner ids")
-        for b in burners:
-            if not isinstance(b, str) or not BURNER_ID.match(b):
-                raise ConfigError(f"STOVE_BURNERS: invalid burner id {b!r} (lowercase letters, digits, '-', '_')")
-        if len(set(burners)) != len(burners):
-            raise ConfigError("STOVE_BURNERS: duplicate burner ids")
-        adapter = get("STOVE_ADAPTER")
-        if adapter not in ADAPTERS:
-            raise ConfigError(f"STOVE_ADAPTER must be one of {', '.join(ADAPTERS)}, not {adapter!r}")
-        try:
-            ctl = ControllerSettings(
-                hold_s=float(get("STOVE_CUT_HOLD_S")),
-                valve_release_s=float(get("STOVE_VALVE_RELEASE_S")),
-                timer_max_min=float(get("STOVE_TIMER_MAX_MIN")),
-                retry_attempts=int(get("STOVE_RETRY_ATTEMPTS")),
-                retry_base_s=float(get("STOVE_RETRY_BASE_S")),
-                retry_max_s=float(get("STOVE_RETRY_MAX_S")),
-                readback_attempts=int(get("STOVE_READBACK_ATTEMPTS")),
-            )
-        except ValueError as exc:
-            raise ConfigError(f"stove timing settings: {exc}") from None
-        db = get("STOVE_DB") or os.path.join(str(cfg.get("INSTANCE_DIR", "instance")), "stove.sqlite3")
-        entities = dict(get("STOVE_HA_ENTITIES"))
-        props_raw = dict(get("STOVE_MIIO_PROPS"))
-        if adapter == "home_assistant":
-            _require_all(burners, entities, "STOVE_HA_ENTITIES")
-            if not get("STOVE_HA_TOKEN"):
-                raise ConfigError("STOVE_HA_TOKEN is required for the home_assistant adapter")
-        props: dict[str, tuple[int, int]] = {}
-        for b, v in props_raw.items():
-            try:
-                siid, piid = (int(x) for x in v)
-            except (TypeError, ValueError):
-                raise ConfigError(f"STOVE_MIIO_PROPS[{b!r}] must be [siid, piid]") from None
-            props[b] = (siid, piid)
-        if adapter == "miio":
-            _require_all(burners, props, "STOVE_MIIO_PROPS")
-            if not get("STOVE_MIIO_IP") or not re.fullmatch(r"[0-9a-fA-F]{32}", str(get("STOVE_MIIO_TOKEN"))):
-                raise ConfigError("the miio adapter needs STOVE_MIIO_IP and a 32-hex-digit STOVE_MIIO_TOKEN")
-        if get("STOVE_SIM_WIRING") not in ("NC", "NO"):
-            raise ConfigError("STOVE_SIM_WIRING must be 'NC' or 'NO'")
-        return cls(
-            burners=tuple(burners), adapter=adapter, nc_inverted=bool(get("STOVE_NC_INVERTED")), db_path=db,
-            controller=ctl, poll_s=float(get("STOVE_POLL_S")), request_wait_s=float(get("STOVE_REQUEST_WAIT_S")),
-            audit_max_rows=int(get("STOVE_AUDIT_MAX_ROWS")), sim_release_s=float(get("STOVE_SIM_RELEASE_S")),
-            sim_wiring=get("STOVE_SIM_WIRING"), ha_url=str(get("STOVE_HA_URL")), ha_token=str(get("STOVE_HA_TOKEN")),
-            ha_entities={b: entities[b] for b in burners if b in entities}, miio_ip=str(get("STOVE_MIIO_IP")),
-            miio_token=str(get("STOVE_MIIO_TOKEN")), miio_props={b: props[b] for b in burners if b in props},
-            device_timeout_s=float(get("STOVE_DEVICE_TIMEOUT_S")), alert_webhook=str(get("STOVE_ALERT_WEBHOOK")),
+        """The ``STOVE_*`` keys of a config mapping, checked by the typed settings layer (backend/config.py):
+        a bad or missing value raises its one-line ConfigError (also for a mapping edited after start)."""
+        c = validate(cfg, StoveConfig, source="stove settings")
+        instance = str(cfg.get("INSTANCE_DIR", "instance"))
+        burners = tuple(c.STOVE_BURNERS)
+        ctl = ControllerSettings(
+            hold_s=c.STOVE_CUT_HOLD_S, valve_release_s=c.STOVE_VALVE_RELEASE_S, timer_max_min=c.STOVE_TIMER_MAX_MIN,
+            retry_attempts=c.STOVE_RETRY_ATTEMPTS, retry_base_s=c.STOVE_RETRY_BASE_S, retry_max_s=c.STOVE_RETRY_MAX_S,
+            readback_attempts=c.STOVE_READBACK_ATTEMPTS,
         )
-
-
-def _require_all(burners: list[str], mapping: Mapping[str, Any], key: str) -> None:
-    missing = [b for b in burners if b not in mapping]
-    if missing:
-        raise ConfigError(f"{key} has no entry for burner(s) {', '.join(missing)}")
+        return cls(
+            burners=burners, adapter=c.STOVE_ADAPTER, nc_inverted=c.STOVE_NC_INVERTED,
+            db_path=c.STOVE_DB or os.path.join(instance, "stove.sqlite3"), controller=ctl, poll_s=c.STOVE_POLL_S,
+            request_wait_s=c.STOVE_REQUEST_WAIT_S, audit_max_rows=c.STOVE_AUDIT_MAX_ROWS,
+            sim_release_s=c.STOVE_SIM_RELEASE_S, sim_wiring=c.STOVE_SIM_WIRING, ha_url=c.STOVE_HA_URL,
+            ha_token=c.STOVE_HA_TOKEN, ha_entities={b: c.STOVE_HA_ENTITIES[b] for b in burners if b in c.STOVE_HA_ENTITIES},
+            miio_ip=c.STOVE_MIIO_IP, miio_token=c.STOVE_MIIO_TOKEN,
+            miio_props={b: c.STOVE_MIIO_PROPS[b] for b in burners if b in c.STOVE_MIIO_PROPS},
+            device_timeout_s=c.STOVE_DEVICE_TIMEOUT_S, alert_webhook=c.STOVE_ALERT_WEBHOOK,
+        )
 
 
 def build_adapter(settings: StoveSettings, clock: Clock) -> RelayAdapter:
@@ -151,35 +100,6 @@ def webhook_pusher(url: str, timeout_s: float = 3.0):
             raise RuntimeError(f"alert webhook answered HTTP {resp.status_code}")
 
     return push
-
-
-PERSON_NAME = re.compile(r"^[\w.@-]+$")
-MIN_PERSON_TOKEN_CHARS = 16
-
-
-def named_api_tokens(configured: Mapping[str, Any], main_token: str, max_name_chars: int) -> dict[str, str]:
-    """STOVE_API_TOKENS checked: {person: token}, names short and plain, tokens long, distinct and not the main one.
-
-    Each person's token authenticates like STOVE_API_TOKEN, and the audit log records the person's name
-    (which, unlike the X-Stove-Actor label, the caller cannot choose).
-    """
-    if not isinstance(configured, Mapping):
-        raise ConfigError('STOVE_API_TOKENS must be an object {"name": "token", ...}')
-    seen: set[str] = {main_token}
-    tokens: dict[str, str] = {}
-    for name, token in configured.items():
-        if not isinstance(name, str) or not PERSON_NAME.match(name) or len(name) > max_name_chars:
-            raise ConfigError(f"STOVE_API_TOKENS: invalid name {name!r} (letters, digits, '.', '@', '-', '_'; "
-                              f"at most {max_name_chars} characters)")
-        if not isinstance(token, str) or len(token.strip()) < MIN_PERSON_TOKEN_CHARS:
-            raise ConfigError(f"STOVE_API_TOKENS[{name!r}]: the token must be a string of at least "
-                              f"{MIN_PERSON_TOKEN_CHARS} characters")
-        token = token.strip()
-        if token in seen:
-            raise ConfigError(f"STOVE_API_TOKENS[{name!r}]: every person needs a token of their own")
-        seen.add(token)
-        tokens[name] = token
-    return tokens
 
 
 def resolve_api_token(configured: str, token_file: str) -> tuple[str, str]:
