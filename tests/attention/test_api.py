@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from backend import create_app
-from backend.services.attention.experiment import MODELS, N_TRAIN, VARIANTS
+from backend.services.attention.experiment import CLAIMS, MODELS, N_TRAIN, SEEDS, VARIANTS
 from backend.services.attention.model import LM, ModelConfig, save_checkpoint
 from backend.services.attention.scoring import DEFAULT_DATA, DEFAULT_VARIANTS
 from tests.conftest import config_for_tests as app_config
@@ -194,9 +194,27 @@ def test_results(shipped):
     names = {row["variant"] for row in body["results"]}
     assert names == {v.name for v in VARIANTS}
     assert {row["T"] for row in body["results"]} == {128, 256, 512, 1024}
-    assert set(body["train_curves"]) == set(MODELS)
+    for row in body["results"]:
+        assert row["seeds"] == len(SEEDS) == len(row["acc_seeds"]) and row["windows"] >= 128
+        assert row["acc_low"] <= row["acc"] <= row["acc_high"]
+        assert abs(sum(row["acc_seeds"]) / len(row["acc_seeds"]) - row["acc"]) < 1e-4
+    assert set(body["train_curves"]) == set(MODELS) == set(body["model_labels"])
+    assert {c["claim"] for c in body["claims"]} == {c.key for c in CLAIMS}
+    for c in body["claims"]:
+        assert c["low"] <= c["difference"] <= c["high"] and len(c["per_seed"]) == len(SEEDS)
+        assert c["words"] in ("higher", "lower", "about equal", "not resolved")
     assert any(row["su_row"] == "Baseline RoPE" and row["rep"] == 24.17 for row in body["su_table"])
-    assert body["summary"]["train_len"] == N_TRAIN
+    assert body["summary"]["train_len"] == N_TRAIN and body["summary"]["seeds"] == list(SEEDS)
+
+
+def test_results_unreadable_503(tmp_path, tiny_data):
+    (tiny_data / "exp_results.csv").write_text("variant,label\nrope,Baseline RoPE\n")  # an old or cut file
+    (tiny_data / "exp_train_log.csv").write_text("model,seed,step,loss,smooth_loss\n")
+    (tiny_data / "exp_summary.json").write_text("{}")
+    app = create_app(app_config(tmp_path, ATTENTION_DATA_PATH=str(tiny_data)))
+    r = app.test_client().get("/api/attention/results")
+    assert r.status_code == 503 and r.json["code"] == "results_unavailable"
+    assert app.test_client().get("/attention").status_code == 200
 
 
 def test_results_missing_503(client):
@@ -209,6 +227,8 @@ def test_page(shipped):
     assert r.status_code == 200
     html = r.get_data(as_text=True)
     assert 'id="results-table"' in html and "Baseline RoPE" in html and 'id="relpos-chart"' in html
+    assert 'id="claims-table"' in html and 'for="score-text"' in html
+    assert shipped.get("/static/attention/attention.js").status_code == 200
     assert shipped.get("/attention/experiment.png").mimetype == "image/png"
 
 

@@ -38,6 +38,36 @@ def random_batch(data: torch.Tensor, batch: int, length: int, gen: torch.Generat
     return rows[:, :-1], rows[:, 1:]
 
 
+def mixed_batch(
+    data: torch.Tensor,
+    batch: int,
+    length: int,
+    gen: torch.Generator,
+    *,
+    repeat_fraction: float = 0.5,
+    periods: tuple[int, int] = (8, 64),
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Like ``random_batch``, but the last round(repeat_fraction * batch) rows repeat a chunk end to end.
+
+    A repeated row tiles a chunk of p bytes (p uniform in ``periods``) to length + 1: half of those chunks are
+    training text, half random printable ASCII (32..126), which only copying can predict. Such rows make an
+    induction head (find the earlier occurrence of the current byte, copy the byte after it) form in a few
+    thousand steps at this scale, so the 'rep' test set measures retrieval past N; natural Python source alone
+    did not teach the spec's small models to copy. Deterministic given ``gen``.
+    """
+    x, y = random_batch(data, batch, length, gen)
+    rows = torch.cat([x, y[:, -1:]], dim=1)
+    for r in range(batch - round(repeat_fraction * batch), batch):
+        p = int(torch.randint(periods[0], periods[1] + 1, (1,), generator=gen))
+        if r % 2:
+            start = int(torch.randint(0, len(data) - p, (1,), generator=gen))
+            chunk = data[start : start + p].long()
+        else:
+            chunk = torch.randint(32, 127, (p,), generator=gen)
+        rows[r] = chunk.repeat(-(-(length + 1) // p))[: length + 1]
+    return rows[:, :-1], rows[:, 1:]
+
+
 def eval_windows(data: torch.Tensor, count: int, length: int) -> torch.Tensor:
     """non-rep set: ``count`` contiguous windows of length + 1 bytes, evenly spaced over the held-out text."""
     span = len(data) - length - 1
