@@ -129,9 +129,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 # --------------------------------------------------------------------------------------------- evaluate
 
-def test_sets(test: torch.Tensor, count: int) -> dict[tuple[str, int], torch.Tensor]:
+def test_sets(test: torch.Tensor, count: int, lengths: list[int]) -> dict[tuple[str, int], torch.Tensor]:
     sets = {}
-    for T in EVAL_LENGTHS:
+    for T in lengths:
         sets[("non-rep", T)] = eval_windows(test, count, T)
         sets[("rep", T)] = repeated_windows(test, count, T)
     return sets
@@ -139,7 +139,7 @@ def test_sets(test: torch.Tensor, count: int) -> dict[tuple[str, int], torch.Ten
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
     _, test = load_corpus()
-    sets = test_sets(test, args.eval_count)
+    sets = test_sets(test, args.eval_count, args.lengths)
     for seed in args.seeds:
         models = {}
         for name in MODELS:
@@ -189,11 +189,11 @@ def load_windows(paths: list[Path]) -> dict[tuple[str, str, int, str], np.ndarra
     return out
 
 
-def aggregate(windows: dict, seeds: list[int]) -> list[dict]:
+def aggregate(windows: dict, lengths: list[int]) -> list[dict]:
     rows = []
     for v in VARIANTS:
         for set_name in ("non-rep", "rep"):
-            for T in EVAL_LENGTHS:
+            for T in lengths:
                 if (v.name, set_name, T, "acc") not in windows:
                     continue
                 row = {"variant": v.name, "label": v.label, "model": v.model, "set": set_name, "T": T}
@@ -278,7 +278,7 @@ def claims_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: list[dict], train_log: list[dict], path: Path) -> None:
+def plot(results: list[dict], train_log: list[dict], lengths: list[int], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -300,7 +300,7 @@ def plot(results: list[dict], train_log: list[dict], path: Path) -> None:
                                                          ("rep", "acc_second_half", "rep: accuracy on the copy")],
                                              strict=True):
         for name in shown:
-            rows = [by[(name, set_name, T)] for T in EVAL_LENGTHS if (name, set_name, T) in by]
+            rows = [by[(name, set_name, T)] for T in lengths if (name, set_name, T) in by]
             if not rows:
                 continue
             y = np.array([100 * r[metric] for r in rows])
@@ -312,7 +312,7 @@ def plot(results: list[dict], train_log: list[dict], path: Path) -> None:
         ax.axvline(N_TRAIN, color="grey", ls=":", lw=1)
         ax.text(N_TRAIN * 1.04, ax.get_ylim()[0], " training length", color="grey", fontsize=8, va="bottom")
         ax.set_xscale("log", base=2)
-        ax.set_xticks(list(EVAL_LENGTHS), [str(t) for t in EVAL_LENGTHS])
+        ax.set_xticks(lengths, [str(t) for t in lengths])
         ax.set(title=f"{title} vs length (95% CI)", xlabel="evaluation length T (bytes)", ylabel="accuracy %")
     handles, labels = axes[1].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
@@ -333,7 +333,8 @@ def cmd_report(args: argparse.Namespace) -> None:
             with gzip.open(path, "rt", newline="") as f:
                 next(f)
                 shutil.copyfileobj(f, out)
-    results = aggregate(windows, seeds)
+    lengths = sorted({key[2] for key in windows})
+    results = aggregate(windows, lengths)
     write_csv(args.out / "exp_results.csv", results)
     claim_rows = claims(windows)
     if claim_rows:
@@ -349,13 +350,13 @@ def cmd_report(args: argparse.Namespace) -> None:
         timings[path.stem[len("ckpt_"):]] = extra.get("train_seconds")
         extras = extra
     write_csv(args.out / "exp_train_log.csv", train_log)
-    plot(results, train_log, args.out / "exp_extrapolation.png")
+    plot(results, train_log, lengths, args.out / "exp_extrapolation.png")
     _, test = load_corpus()
     summary = {
         "train_len": N_TRAIN, "layers": N_LAYERS, "d_model": args.d_model, "heads": args.heads,
         "steps": extras.get("steps"), "batch": extras.get("batch"), "lr": extras.get("lr"),
         "repeat_fraction": extras.get("repeat_fraction"), "seeds": seeds, "threads": 1, "device": "cpu",
-        "eval_count": int(results[0]["windows"]), "lengths": list(EVAL_LENGTHS), "train_seconds": timings,
+        "eval_count": int(results[0]["windows"]), "lengths": lengths, "train_seconds": timings,
         "hwfa_window": HWFA_WINDOW, "hwfa2_window": HWFA2_WINDOW, "hwfa2_rerope_window": RE_W,
         "bootstrap_resamples": RESAMPLES, "narrow_points": NARROW,
         "variants": [{"name": v.name, "label": v.label, "model": v.model} for v in VARIANTS],
@@ -363,7 +364,7 @@ def cmd_report(args: argparse.Namespace) -> None:
         "corpus": {"test_bytes": len(test), "python": sys.version.split()[0]},
     }
     (args.out / "exp_summary.json").write_text(json.dumps(summary, indent=1))
-    t_max = max(EVAL_LENGTHS)
+    t_max = max(lengths)
     print(f"seeds {seeds}, {results[0]['windows']} windows per set and length; accuracy % [95% CI]\n")
     print(results_table(results, t_max))
     print()
@@ -388,6 +389,7 @@ def main() -> None:
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-count", type=int, default=128, help="windows per test set and length")
+    ap.add_argument("--lengths", type=int, nargs="+", default=list(EVAL_LENGTHS), help="evaluation lengths T")
     ap.add_argument("--skip-existing", action="store_true", help="train: keep checkpoints already in --runs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
