@@ -83,7 +83,17 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 
 # ------------------------------------------------------------------------------------------------ train
 
-def train_one(name: str, seed: int, train: torch.Tensor, args: argparse.Namespace) -> None:
+@torch.no_grad()
+def copy_probe(model: LM, probe: torch.Tensor) -> tuple[float, float]:
+    """Accuracy on the first and the second copy of held-out rep windows at T = N: copying shows as second > first."""
+    model.eval()
+    _, hit = token_stats(model, probe)
+    model.train()
+    half = probe.shape[1] // 2
+    return hit[:, :half].mean().item(), hit[:, half:].mean().item()
+
+
+def train_one(name: str, seed: int, train: torch.Tensor, probe: torch.Tensor, args: argparse.Namespace) -> None:
     torch.manual_seed(1000 + seed)
     model = LM(ModelConfig(MODELS[name], train_len=N_TRAIN, d_model=args.d_model, n_heads=args.heads))
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
@@ -101,9 +111,13 @@ def train_one(name: str, seed: int, train: torch.Tensor, args: argparse.Namespac
         opt.step()
         smooth = loss.item() if smooth is None else 0.98 * smooth + 0.02 * loss.item()
         if step % 25 == 0 or step == args.steps - 1:
-            log.append({"model": name, "seed": seed, "step": step, "loss": round(loss.item(), 5),
-                        "smooth_loss": round(smooth, 5)})
-            bar.set_postfix(loss=f"{smooth:.3f}")
+            row = {"model": name, "seed": seed, "step": step, "loss": round(loss.item(), 5),
+                   "smooth_loss": round(smooth, 5), "copy_first": "", "copy_second": ""}
+            if step % args.probe_every == 0 or step == args.steps - 1:
+                first, second = copy_probe(model, probe)
+                row.update(copy_first=round(first, 4), copy_second=round(second, 4))
+                bar.set_postfix(loss=f"{smooth:.3f}", copy=f"{first:.2f}->{second:.2f}")
+            log.append(row)
     seconds = time.perf_counter() - start
     model.eval()
     round_weights(model)  # evaluate exactly what the float16 checkpoint holds
@@ -119,12 +133,13 @@ def train_one(name: str, seed: int, train: torch.Tensor, args: argparse.Namespac
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    train, _ = load_corpus()
+    train, test = load_corpus()
+    probe = repeated_windows(test, 32, N_TRAIN)
     for seed in args.seeds:
         for name in args.models:
             if args.skip_existing and (args.runs / f"ckpt_{name}_s{seed}.pt").exists():
                 continue
-            train_one(name, seed, train, args)
+            train_one(name, seed, train, probe, args)
 
 
 # --------------------------------------------------------------------------------------------- evaluate
@@ -343,7 +358,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     for path in sorted(args.runs.glob("log_*_s*.csv")):
         with path.open(newline="") as f:
             train_log += [{"model": r["model"], "seed": int(r["seed"]), "step": int(r["step"]),
-                           "loss": float(r["loss"]), "smooth_loss": float(r["smooth_loss"])} for r in csv.DictReader(f)]
+                           "loss": float(r["loss"]), "smooth_loss": float(r["smooth_loss"]),
+                           "copy_first": r["copy_first"], "copy_second": r["copy_second"]} for r in csv.DictReader(f)]
     extras = {}
     for path in sorted(args.runs.glob("ckpt_*_s*.pt")):
         extra = torch.load(path, map_location="cpu", weights_only=True).get("extra", {})
@@ -381,10 +397,11 @@ def main() -> None:
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     ap.add_argument("--steps", type=int, default=3000)
+    ap.add_argument("--probe-every", type=int, default=250, help="steps between copy probes in the training log")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=100)
-    ap.add_argument("--repeat-fraction", type=float, default=0.5)
+    ap.add_argument("--repeat-fraction", type=float, default=0.75)
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)

@@ -91,7 +91,7 @@ def test_experiment_script_smoke(monkeypatch, tmp_path, capsys):
     claims = list(csv.DictReader((tmp_path / "exp_claims.csv").open()))
     assert claims and all({r["a"], r["b"]} <= names for r in claims)  # only claims whose variants were trained
     summary = json.loads((tmp_path / "exp_summary.json").read_text())
-    assert summary["steps"] == 3 and summary["seeds"] == [0, 1] and summary["repeat_fraction"] == 0.5
+    assert summary["steps"] == 3 and summary["seeds"] == [0, 1] and summary["repeat_fraction"] == 0.75
     # seed 0's checkpoints are the service's; every seed's stay in the runs folder
     assert (tmp_path / "ckpt_hwfa.pt").stat().st_size < 200_000 and (runs / "ckpt_hwfa_s1.pt").exists()
     assert not (tmp_path / "ckpt_hwfa_s1.pt").exists() and (tmp_path / "exp_extrapolation.png").exists()

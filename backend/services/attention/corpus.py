@@ -48,7 +48,7 @@ def mixed_batch(
     length: int,
     gen: torch.Generator,
     *,
-    repeat_fraction: float = 0.5,
+    repeat_fraction: float = 0.75,
     periods: tuple[int, int] = (8, 64),
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Like ``random_batch``, but the last round(repeat_fraction * batch) rows repeat a chunk end to end.
