@@ -76,11 +76,13 @@ def test_window_and_merged_rerope_gradients_equal_dense():
     s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
     dense = A.attend(s, v, A.causal_mask(n, n, window=w))
     g_dense = torch.autograd.grad(dense.square().sum(), (q, k, v))
-    g_window = torch.autograd.grad(A.window_attention(q, k, v, w).square().sum(), (q, k, v))
+    g_window = torch.autograd.grad(A.window_attention(q, k, v, w).square().sum(), (q, k, v))  # dense: short n
+    blocked, _ = A._window_attention_lse(q, k, v, w, 1 / math.sqrt(q.shape[-1]), need_lse=False)
+    g_blocked = torch.autograd.grad(blocked.square().sum(), (q, k, v))
     naive = A.naive_relpos_attention(q, k, v, rel_pos(n, n, "rerope", w))
     g_naive = torch.autograd.grad(naive.square().sum(), (q, k, v))
     g_merged = torch.autograd.grad(A.rerope_attention(q, k, v, w).square().sum(), (q, k, v))
-    for a, b in zip(g_dense + g_naive, g_window + g_merged, strict=True):
+    for a, b in zip(g_dense + g_dense + g_naive, g_window + g_blocked + g_merged, strict=True):
         assert (a - b).abs().max() < 1e-10
 
 
@@ -165,10 +167,10 @@ def test_rerope_cache_chunked_appends_scale_and_logn():
         A.ReRoPECache(4, leaky_k=-1.0)
 
 
-@pytest.mark.parametrize("n,w", [(45, 8), (64, 16), (10, 30)])
+@pytest.mark.parametrize("n,w", [(45, 8), (10, 30), (300, 16), (257, 40)])
 def test_window_with_rope_tables_equals_rotating_first(n, w):
     """RoPE fused into the window kernel's buffers == rotate, then window attention; with and without autograd."""
-    q, k, v = qkv(n=n, seed=n)
+    q, k, v = qkv(B=1, n=n, seed=n)  # n > DENSE_WINDOW_MAX_N: the blocked kernel; below it: dense SDPA
     tables = position_tables(n, q.shape[-1], dtype=q.dtype)
     rotated = A.window_attention(rope(q, torch.arange(n, dtype=torch.float64)),
                                  rope(k, torch.arange(n, dtype=torch.float64)), v, w)
@@ -202,7 +204,7 @@ def test_apply_rope_paths_agree_and_out_refuses_autograd():
 
 
 def test_scratch_arena_is_reused_and_nested_calls_get_their_own_buffers():
-    q, k, v = qkv(B=1, H=2, n=200, d=16, dtype=torch.float32)
+    q, k, v = qkv(B=1, H=2, n=300, d=16, dtype=torch.float32)  # past DENSE_WINDOW_MAX_N: the blocked kernel
     A.release_scratch()
     first = A.window_attention(q, k, v, 24)
     arena = A._Scratch._local.arenas[torch.float32]
@@ -216,3 +218,13 @@ def test_scratch_arena_is_reused_and_nested_calls_get_their_own_buffers():
             assert torch.equal(A.window_attention(q, k, v, 24), first)
     A.release_scratch()
     assert "arenas" not in A._Scratch._local.__dict__
+
+
+@pytest.mark.parametrize("n", [A.DENSE_WINDOW_MAX_N, A.DENSE_WINDOW_MAX_N + 1])
+def test_dense_and_blocked_window_paths_agree_at_the_switch(n):
+    q, k, v = qkv(B=1, H=2, n=n, d=8, seed=n)
+    blocked, _ = A._window_attention_lse(q, k, v, 24, 8**-0.5, need_lse=False)
+    s = (q @ k.transpose(-1, -2)) * 8**-0.5
+    dense = A.attend(s, v, A.causal_mask(n, n, window=24))
+    assert (A.window_attention(q, k, v, 24) - dense).abs().max() < 1e-12
+    assert (blocked - dense).abs().max() < 1e-12
