@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -75,6 +76,17 @@ class WebConfig(_Section):
 class RedirectorConfig(_Section):
     COOLPAPERS_BASE: HttpUrl() = "https://papers.cool"
     RESOLVE_MAX_QUERY_BYTES: Int = Field(64 * 1024, ge=1, le=16 * MiB)
+
+    @model_validator(mode="after")
+    def _base_is_a_plain_prefix(self) -> "RedirectorConfig":
+        # Targets are the base + "/arxiv/...": a query, a fragment, a quote or a "." / ".." segment (also %2e)
+        # in the base would make browsers resolve them elsewhere (issue 15: a base with a path is never left).
+        base = self.COOLPAPERS_BASE
+        dot_segment = any(s.lower().replace("%2e", ".") in (".", "..") for s in urlsplit(base).path.split("/"))
+        if dot_segment or any(c in base for c in "?#\"'<>\\"):
+            raise refuse("an http(s) URL without query, fragment, quotes, backslashes or . and .. path segments",
+                         setting="COOLPAPERS_BASE")
+        return self
 
 
 # --------------------------------------------------------------------------------------------- jobs
