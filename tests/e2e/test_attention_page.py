@@ -3,6 +3,8 @@ to their fields with stale results cleared, a 390 px phone width, and labelled c
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -20,6 +22,25 @@ return [...document.querySelectorAll('main input, main select, main textarea, ma
           && !el.getAttribute('aria-labelledby') && !(el.tagName === 'BUTTON' && el.textContent.trim()))
   .map((el) => el.id || el.outerHTML.slice(0, 80));
 """
+
+
+AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
+AXE_RUN_JS = """
+const done = arguments[arguments.length - 1];
+axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa']}})
+  .then((r) => done(r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+                    .map((v) => v.id + ': ' + v.nodes.map((n) => n.target.join(' ')).join(', '))))
+  .catch((e) => done(['axe failed: ' + e]));
+"""
+
+
+def _axe_violations(browser) -> list[str]:
+    """Serious and critical WCAG 2 A/AA violations axe-core finds on the current page."""
+    if not AXE.exists():
+        pytest.fail(f"axe-core is required for the accessibility check: run `npm ci` ({AXE})")
+    browser.execute_script(AXE.read_text())
+    browser.set_script_timeout(60)
+    return browser.execute_async_script(AXE_RUN_JS)
 
 
 def _text(browser, element_id: str, predicate, timeout: float = 20) -> str:
@@ -167,7 +188,22 @@ def test_phone_width_has_no_sideways_scroll(live_server, phone):
         assert int(canvas.get_attribute("data-legend-top")) > sum(map(int, canvas.get_attribute("data-plot").split(",")[1::2]))
 
 
-def test_every_control_is_labelled(live_server, browser):
+def test_every_control_is_labelled_and_axe_finds_nothing_serious(live_server, browser):
     browser.get(live_server.url + "/attention")
+    _text(browser, "relpos-status", lambda t: t.startswith("max P"))
     assert browser.execute_script(UNLABELLED_JS) == []
     assert browser.find_element(By.CSS_SELECTOR, "label[for='score-text']").text == "Text to score"
+    assert _axe_violations(browser) == []
+    browser.find_element(By.ID, "score-button").click()  # with results and a field error shown, too
+    _text(browser, "score-status", lambda t: "scored" in t)
+    _fill(browser, "relpos-n", "0")
+    browser.find_element(By.ID, "relpos-button").click()
+    _text(browser, "relpos-n-error", lambda t: t != "")
+    assert _axe_violations(browser) == []
+    _phone(browser)
+    try:
+        browser.get(live_server.url + "/attention")
+        _text(browser, "relpos-status", lambda t: t.startswith("max P"))
+        assert _axe_violations(browser) == []
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})

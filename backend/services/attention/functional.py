@@ -654,6 +654,12 @@ class ReRoPECache(KVCache):
         w = self.window
         if self._near is None:
             self._near = k.new_zeros(B, H, 2 * w, d)
+        if n == 1:  # a decode step: two slice writes, no index tensors
+            slot = (self.length - 1) % w
+            near = apply_rope(k, cos, sin)[:, :, 0]
+            self._near[:, :, slot] = near
+            self._near[:, :, slot + w] = near
+            return
         tail = slice(max(0, n - w), n)  # only the last w new keys can still be near
         slots = (pos[tail].long() % w).to(k.device)
         near = apply_rope(k[:, :, tail], cos[tail], sin[tail])
@@ -664,10 +670,11 @@ class ReRoPECache(KVCache):
         """Attention (B, H, 1, d) of the un-rotated query at the last appended position t over keys 0..t."""
         t, w = self.length - 1, self.window
         assert self._near is not None and t >= 0, "empty cache"
-        q_t = q_t * (_scale(q_t, scale) * (1.0 if logn is None else float(logn)))
+        factor = _scale(q_t, scale) * (1.0 if logn is None else float(logn))
         far_pos = float(w) if self.leaky_k is None else (t + w * (self.leaky_k - 1)) / self.leaky_k
         cos, sin = self._angles(torch.tensor([far_pos, float(t)], dtype=torch.float64, device=q_t.device))
-        q2 = apply_rope(q_t, cos.to(q_t.dtype), sin.to(q_t.dtype))  # (B, H, 2, d): far query, near query
+        # (B, H, 2, d): the far query and the near query, scaled on the way
+        q2 = apply_rope(q_t, cos.to(q_t.dtype), sin.to(q_t.dtype), scale=factor)
         near_start = max(0, t - w + 1)
         first = near_start % w  # slot of position near_start; the next t - near_start slots follow it
         near_scores = q2[:, :, 1:] @ self._near[:, :, first : first + t + 1 - near_start].transpose(-1, -2)
