@@ -301,17 +301,23 @@ def plot(results: list[dict], train_log: list[dict], lengths: list[int], path: P
 
     shown = ["rope", "pi_k8", "rerope_w64", "rerope_w64_logn_dagger", "leaky_w32_k32", "hwfa", "hwfa2_f1",
              "hwfa2_f2"]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 5.2))
+    fig, axes = plt.subplots(1, 4, figsize=(20, 5.2))
     for name in MODELS:
-        pts = sorted({(r["step"], r["seed"]): r["smooth_loss"] for r in train_log if r["model"] == name}.items())
-        steps = sorted({s for (s, _), _ in pts})
-        mean = [np.mean([v for (s, _), v in pts if s == step]) for step in steps]
+        rows = [r for r in train_log if r["model"] == name]
+        steps = sorted({r["step"] for r in rows})
+        mean = [np.mean([r["smooth_loss"] for r in rows if r["step"] == step]) for step in steps]
         axes[0].plot(steps, mean, label=MODEL_LABELS[name])
-    axes[0].set(title=f"training loss (EMA, mean of {len(SEEDS)} seeds), N = {N_TRAIN}", xlabel="step",
+        probes = sorted({r["step"] for r in rows if r.get("copy_second") not in (None, "")})
+        copy = [100 * np.mean([float(r["copy_second"]) for r in rows if r["step"] == step and r["copy_second"] != ""])
+                for step in probes]
+        axes[1].plot(probes, copy, marker="o", ms=3, label=MODEL_LABELS[name])
+    n_seeds = len({r["seed"] for r in train_log})
+    axes[0].set(title=f"training loss (EMA, mean of {n_seeds} seeds), N = {N_TRAIN}", xlabel="step",
                 ylabel="nats / byte", ylim=(None, 3))
     axes[0].legend(fontsize=8)
+    axes[1].set(title="copy probe: accuracy on the second copy (T = N)", xlabel="step", ylabel="accuracy %")
     by = {(r["variant"], r["set"], r["T"]): r for r in results}
-    for ax, (set_name, metric, title) in zip(axes[1:], [("non-rep", "acc", "non-rep: accuracy"),
+    for ax, (set_name, metric, title) in zip(axes[2:], [("non-rep", "acc", "non-rep: accuracy"),
                                                          ("rep", "acc_second_half", "rep: accuracy on the copy")],
                                              strict=True):
         for name in shown:
@@ -329,7 +335,7 @@ def plot(results: list[dict], train_log: list[dict], lengths: list[int], path: P
         ax.set_xscale("log", base=2)
         ax.set_xticks(lengths, [str(t) for t in lengths])
         ax.set(title=f"{title} vs length (95% CI)", xlabel="evaluation length T (bytes)", ylabel="accuracy %")
-    handles, labels = axes[1].get_legend_handles_labels()
+    handles, labels = axes[2].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=4, fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(path, dpi=80)
@@ -359,7 +365,8 @@ def cmd_report(args: argparse.Namespace) -> None:
         with path.open(newline="") as f:
             train_log += [{"model": r["model"], "seed": int(r["seed"]), "step": int(r["step"]),
                            "loss": float(r["loss"]), "smooth_loss": float(r["smooth_loss"]),
-                           "copy_first": r["copy_first"], "copy_second": r["copy_second"]} for r in csv.DictReader(f)]
+                           "copy_first": r.get("copy_first", ""), "copy_second": r.get("copy_second", "")}
+                          for r in csv.DictReader(f)]
     extras = {}
     for path in sorted(args.runs.glob("ckpt_*_s*.pt")):
         extra = torch.load(path, map_location="cpu", weights_only=True).get("extra", {})
