@@ -96,6 +96,7 @@ def copy_probe(model: LM, probe: torch.Tensor) -> tuple[float, float]:
 def train_one(name: str, seed: int, train: torch.Tensor, probe: torch.Tensor, args: argparse.Namespace) -> None:
     torch.manual_seed(1000 + seed)
     model = LM(ModelConfig(MODELS[name], train_len=N_TRAIN, d_model=args.d_model, n_heads=args.heads))
+    model.to(args.device)  # initialised on the CPU first: every device starts from the same weights
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
     gen = torch.Generator().manual_seed(2000 + seed)  # identical batches for every model of this seed
     log, start, smooth = [], time.perf_counter(), None
@@ -103,8 +104,8 @@ def train_one(name: str, seed: int, train: torch.Tensor, probe: torch.Tensor, ar
     for step in bar:
         for group in opt.param_groups:
             group["lr"] = lr_at(step, args.steps, args.lr, args.warmup)
-        x, y = mixed_batch(train, args.batch, N_TRAIN, gen, repeat_fraction=args.repeat_fraction)
-        loss = F.cross_entropy(model(x).transpose(1, 2), y)
+        x, y = mixed_batch(train, args.batch, N_TRAIN, gen, repeat_fraction=args.repeat_fraction)  # on the CPU
+        loss = F.cross_entropy(model(x.to(args.device)).transpose(1, 2), y.to(args.device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -120,9 +121,9 @@ def train_one(name: str, seed: int, train: torch.Tensor, probe: torch.Tensor, ar
             log.append(row)
     seconds = time.perf_counter() - start
     model.eval()
-    round_weights(model)  # evaluate exactly what the float16 checkpoint holds
+    round_weights(model.cpu())  # evaluate exactly what the float16 checkpoint holds
     extra = {"train_seconds": round(seconds, 1), "steps": args.steps, "seed": seed, "batch": args.batch,
-             "repeat_fraction": args.repeat_fraction, "lr": args.lr}
+             "repeat_fraction": args.repeat_fraction, "lr": args.lr, "device": args.device}
     args.runs.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, str(args.runs / f"ckpt_{name}_s{seed}.pt"), extra)
     write_csv(args.runs / f"log_{name}_s{seed}.csv", log)
@@ -160,7 +161,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         for name in MODELS:
             path = args.runs / f"ckpt_{name}_s{seed}.pt"
             if path.exists():
-                models[name], _ = load_checkpoint(str(path))
+                models[name], _ = load_checkpoint(str(path), args.device)
         variants = [v for v in VARIANTS if v.model in models]
         rows = []
         jobs = [(v, key) for v in variants for key in sets]
@@ -378,7 +379,8 @@ def cmd_report(args: argparse.Namespace) -> None:
     summary = {
         "train_len": N_TRAIN, "layers": N_LAYERS, "d_model": args.d_model, "heads": args.heads,
         "steps": extras.get("steps"), "batch": extras.get("batch"), "lr": extras.get("lr"),
-        "repeat_fraction": extras.get("repeat_fraction"), "seeds": seeds, "threads": 1, "device": "cpu",
+        "repeat_fraction": extras.get("repeat_fraction"), "seeds": seeds, "threads": 1,
+        "device": extras.get("device", "cpu"),
         "eval_count": int(results[0]["windows"]), "lengths": lengths, "train_seconds": timings,
         "hwfa_window": HWFA_WINDOW, "hwfa2_window": HWFA2_WINDOW, "hwfa2_rerope_window": RE_W,
         "bootstrap_resamples": RESAMPLES, "narrow_points": NARROW,
@@ -412,6 +414,7 @@ def main() -> None:
     ap.add_argument("--d-model", type=int, default=64)
     ap.add_argument("--heads", type=int, default=2)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda where a GPU is at hand (say so in the README)")
     ap.add_argument("--eval-count", type=int, default=128, help="windows per test set and length")
     ap.add_argument("--lengths", type=int, nargs="+", default=list(EVAL_LENGTHS), help="evaluation lengths T")
     ap.add_argument("--skip-existing", action="store_true", help="train: keep checkpoints already in --runs")
