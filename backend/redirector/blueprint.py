@@ -12,6 +12,7 @@ from backend.redirector import catalog
 from backend.redirector.resolver import CONTEXTS, Resolution, load_grammar, stays_under
 from backend.web import limits
 from backend.web.api import ApiBlueprint
+from backend.web.caps import fmt
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
@@ -22,6 +23,8 @@ Context = Literal["selection", "link", "page", "frame"]
 
 
 class ResolveQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     q: str | None = Field(default=None, description="text or URL to resolve (at most RESOLVE_MAX_QUERY_BYTES)")
     context: Context = Field(default="selection", description="where the text came from; only a selection falls back to keyword search")
 
@@ -51,7 +54,9 @@ def _base() -> str:
 
 
 def _check_text(name: str, value: str) -> None:
-    limits.check("RESOLVE_MAX_QUERY_BYTES", len(value.encode("utf-8", "surrogatepass")), field=name)
+    size = len(value.encode("utf-8", "surrogatepass"))
+    limits.check("RESOLVE_MAX_QUERY_BYTES", size, noun="bytes", field=name, said=f"a {name} of {fmt(size)} bytes",
+                 fix="send a single URL, id or a short selection")
 
 
 def _found(resolution: Resolution | None, what: str) -> ResolutionOut:
