@@ -19,17 +19,21 @@
     if (!STORED) return;
     const shown = DATA.defaults.filter((name) => name in LABELS);
     const lengths = [...new Set(STORED.results.map((r) => r.T))].sort((a, b) => a - b);
-    const series = (set, key, scale) => shown.map((name) => ({
-      name: LABELS[name],
-      dashed: baselineLike(name),
-      dots: true,
-      points: STORED.results.filter((r) => r.variant === name && r.set === set)
-        .sort((a, b) => a.T - b.T).map((r) => [r.T, r[key] * scale]),
-    }));
+    const series = (set, key, scale) => shown.map((name) => {
+      const rows = STORED.results.filter((r) => r.variant === name && r.set === set).sort((a, b) => a.T - b.T);
+      return {
+        name: LABELS[name],
+        dashed: baselineLike(name),
+        dots: true,
+        points: rows.map((r) => [r.T, r[key] * scale]),
+        errors: rows.map((r) => [r[`${key}_low`] * scale, r[`${key}_high`] * scale]),  // 95% intervals
+      };
+    });
     drawLineChart(document.getElementById("chart-nonrep"), series("non-rep", "acc", 100),
-      Object.assign({ title: "non-rep: accuracy vs length", yLabel: "accuracy %" }, lengthAxis(lengths)));
+      Object.assign({ title: "non-rep: accuracy vs length (95% intervals)", yLabel: "accuracy %" }, lengthAxis(lengths)));
     drawLineChart(document.getElementById("chart-rep"), series("rep", "acc_second_half", 100),
-      Object.assign({ title: "rep: accuracy on the copied half", yLabel: "accuracy %" }, lengthAxis(lengths)));
+      Object.assign({ title: "rep: accuracy on the copied half (95% intervals)", yLabel: "accuracy %" },
+        lengthAxis(lengths)));
     drawLineChart(document.getElementById("chart-loss"), series("non-rep", "loss", 1),
       Object.assign({ title: "non-rep: loss vs length", yLabel: "nats / byte" }, lengthAxis(lengths)));
     const curves = Object.entries(STORED.train_curves).map(([model, pts]) => ({
