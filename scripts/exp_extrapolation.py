@@ -189,8 +189,8 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows(rows)
 
 
-def load_windows(paths: list[Path]) -> dict[tuple[str, str, int, str], np.ndarray]:
-    """(variant, set, T, metric) -> array (seeds, windows), seeds in ascending order."""
+def load_windows(paths: list[Path]) -> dict[tuple[str, str, int, str], tuple[tuple[int, ...], np.ndarray]]:
+    """(variant, set, T, metric) -> (its seeds in ascending order, array (seeds, windows))."""
     raw: dict[tuple, dict[int, dict[int, float]]] = {}
     for path in paths:
         with gzip.open(path, "rt", newline="") as f:
@@ -201,7 +201,7 @@ def load_windows(paths: list[Path]) -> dict[tuple[str, str, int, str], np.ndarra
     out = {}
     for key, by_seed in raw.items():
         seeds = sorted(by_seed)
-        out[key] = np.array([[by_seed[s][w] for w in sorted(by_seed[s])] for s in seeds])
+        out[key] = (tuple(seeds), np.array([[by_seed[s][w] for w in sorted(by_seed[s])] for s in seeds]))
     return out
 
 
@@ -214,7 +214,7 @@ def aggregate(windows: dict, lengths: list[int]) -> list[dict]:
                     continue
                 row = {"variant": v.name, "label": v.label, "model": v.model, "set": set_name, "T": T}
                 for metric in ("acc", "loss", "acc_second_half"):
-                    values = windows[(v.name, set_name, T, metric)]
+                    _, values = windows[(v.name, set_name, T, metric)]
                     ci = bootstrap_mean(values, n_resamples=RESAMPLES, seed=0)
                     row[metric] = round(ci.estimate, 5)
                     row[f"{metric}_low"], row[f"{metric}_high"] = round(ci.low, 5), round(ci.high, 5)
@@ -250,6 +250,11 @@ def claims(windows: dict) -> list[dict]:
         a, b = windows.get((c.a, c.set, c.T, c.metric)), windows.get((c.b, c.set, c.T, c.metric))
         if a is None or b is None:
             continue
+        # pair on the seeds both sides have (a model may have fewer finished seeds than another)
+        common = sorted(set(a[0]) & set(b[0]))
+        if not common:
+            continue
+        a, b = (side[1][[side[0].index(s) for s in common]] for side in (a, b))
         ci = paired_bootstrap(a * 100, b * 100, n_resamples=RESAMPLES, seed=0)
         words, against = judge(ci, c.su, c.su_tie)
         per_seed = (a - b).mean(axis=1) * 100
@@ -305,6 +310,8 @@ def plot(results: list[dict], train_log: list[dict], lengths: list[int], path: P
     fig, axes = plt.subplots(1, 4, figsize=(20, 5.2))
     for name in MODELS:
         rows = [r for r in train_log if r["model"] == name]
+        if not rows:  # a model not trained in this run: no empty legend entry
+            continue
         steps = sorted({r["step"] for r in rows})
         mean = [np.mean([r["smooth_loss"] for r in rows if r["step"] == step]) for step in steps]
         axes[0].plot(steps, mean, label=MODEL_LABELS[name])
@@ -313,9 +320,10 @@ def plot(results: list[dict], train_log: list[dict], lengths: list[int], path: P
                 for step in probes]
         axes[1].plot(probes, copy, marker="o", ms=3, label=MODEL_LABELS[name])
     n_seeds = len({r["seed"] for r in train_log})
-    axes[0].set(title=f"training loss (EMA, mean of {n_seeds} seeds), N = {N_TRAIN}", xlabel="step",
+    seeds_text = f"mean of {n_seeds} seeds" if n_seeds > 1 else "1 seed"
+    axes[0].set(title=f"training loss (EMA, {seeds_text}), N = {N_TRAIN}", xlabel="step",
                 ylabel="nats / byte", ylim=(None, 3))
-    axes[0].legend(fontsize=8)
+    axes[0].legend(fontsize=8, loc="upper right")  # the curves fall from the top left: that corner stays free
     axes[1].set(title="copy probe: accuracy on the second copy (T = N)", xlabel="step", ylabel="accuracy %")
     by = {(r["variant"], r["set"], r["T"]): r for r in results}
     for ax, (set_name, metric, title) in zip(axes[2:], [("non-rep", "acc", "non-rep: accuracy"),
@@ -328,7 +336,7 @@ def plot(results: list[dict], train_log: list[dict], lengths: list[int], path: P
             y = np.array([100 * r[metric] for r in rows])
             err = np.array([[100 * (r[metric] - r[metric + "_low"]) for r in rows],
                             [100 * (r[metric + "_high"] - r[metric]) for r in rows]])
-            style = "--" if VARIANTS_BY_NAME[name].model.startswith("baseline") and "rerope" not in name else "-"
+            style = "--" if name.startswith(("rope", "pi")) else "-"  # plain RoPE and PI dashed, as on the page
             ax.errorbar([r["T"] for r in rows], y, yerr=err, fmt=style, marker="o", ms=3, capsize=2,
                         label=VARIANTS_BY_NAME[name].label)
         ax.axvline(N_TRAIN, color="grey", ls=":", lw=1)

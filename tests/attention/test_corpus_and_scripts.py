@@ -117,3 +117,18 @@ def test_benchmark_script_smoke(monkeypatch, capsys):
     assert "prefill n=  256 window_w64" in out and "BAR window-attention memory" in out
     assert "stack prefill n=  128" in out and "decode cached=  256 per token" in out
     assert "BAR HWFA2 attention cores at n=256" in out and "core window_w64" in out
+
+
+def test_claims_pair_on_the_seeds_both_variants_have():
+    script = runpy.run_path(str(ROOT / "scripts" / "exp_extrapolation.py"), run_name="not_main")
+    by_seed = {0: [0.5, 0.6, 0.7], 1: [0.4, 0.5, 0.6], 2: [0.9, 0.9, 0.9]}
+    # rerope_w64 has seeds 0, 1, 2; hwfa only seed 1 (its other seeds not trained): hwfa - rerope_w64 pairs seed 1
+    windows = {
+        ("rerope_w64", "non-rep", 1024, "acc"): ((0, 1, 2), torch.tensor(list(by_seed.values())).numpy()),
+        ("hwfa", "non-rep", 1024, "acc"): ((1,), torch.tensor([[0.6, 0.7, 0.8]]).numpy()),
+    }
+    rows = {r["claim"]: r for r in script["claims"](windows)}
+    assert set(rows) == {"hwfa_vs_rerope"}
+    row = rows["hwfa_vs_rerope"]
+    assert row["seeds"] == 1 and row["windows"] == 3
+    assert row["difference"] == pytest.approx(20.0) and row["per_seed"] == "+20.00"

@@ -3,6 +3,7 @@ to their fields with stale results cleared, a 390 px phone width, and labelled c
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from backend.services.attention.experiment import N_TRAIN, VARIANTS
+from backend.services.attention.scoring import DEFAULT_DATA
 
 BLANK_JS = (
     "const c = arguments[0]; const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
@@ -77,7 +79,13 @@ def phone(browser):
 def test_stored_results_charts_tell_the_truth(live_server, browser):
     browser.get(live_server.url + "/attention")
     rows = browser.find_elements(By.CSS_SELECTOR, "#results-table tbody tr")
-    assert len(rows) == len(VARIANTS)
+    with (DEFAULT_DATA / "exp_results.csv").open(newline="") as f:
+        stored = {r["variant"] for r in csv.DictReader(f)}
+    # one row per variant in the stored run, in the experiment's order; the others are named as not run
+    assert [r.get_attribute("data-variant") for r in rows] == [v.name for v in VARIANTS if v.name in stored]
+    missing = [v.label for v in VARIANTS if v.name not in stored]
+    if missing:
+        assert browser.find_element(By.ID, "not-run").text.endswith(", ".join(missing) + ".")
     assert rows[0].text.startswith("Baseline RoPE") and "24.17" in rows[0].text  # Su's row beside ours
     assert "[" in rows[0].text  # every number comes with its interval
     assert browser.find_elements(By.CSS_SELECTOR, "#claims-table tbody tr")

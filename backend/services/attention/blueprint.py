@@ -303,6 +303,7 @@ def page():
         stored=stored,
         error=error,
         table=_table(stored) if stored else [],
+        not_run=[v.label for v in VARIANTS if stored and v.name not in {r["variant"] for r in stored["results"]}],
         claims=stored["claims"] if stored else [],
         t_max=max(r["T"] for r in stored["results"]) if stored else None,
         variants=VARIANTS,
