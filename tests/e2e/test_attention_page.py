@@ -85,7 +85,7 @@ def test_stored_results_charts_tell_the_truth(live_server, browser):
     assert [r.get_attribute("data-variant") for r in rows] == [v.name for v in VARIANTS if v.name in stored]
     missing = [v.label for v in VARIANTS if v.name not in stored]
     if missing:
-        assert browser.find_element(By.ID, "not-run").text.endswith(", ".join(missing) + ".")
+        assert browser.find_element(By.ID, "not-run").text.endswith("; ".join(missing) + ".")
     assert rows[0].text.startswith("Baseline RoPE") and "24.17" in rows[0].text  # Su's row beside ours
     assert "[" in rows[0].text  # every number comes with its interval
     assert browser.find_elements(By.CSS_SELECTOR, "#claims-table tbody tr")
