@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html as html_lib
 import json
 import json.decoder
 import math
@@ -248,3 +249,16 @@ def test_page_without_results_still_renders(client):
 
 def test_page_listed_on_home(shipped):
     assert "/attention" in shipped.get("/").get_data(as_text=True)
+
+
+def test_page_names_the_variants_a_partial_run_left_out(tmp_path, tiny_data):
+    rows = (DEFAULT_DATA / "exp_results.csv").read_text().splitlines()
+    (tiny_data / "exp_results.csv").write_text("\n".join([rows[0], *[r for r in rows[1:] if r.startswith("rope,")]]))
+    for name in ("exp_train_log.csv", "exp_summary.json"):
+        (tiny_data / name).write_text((DEFAULT_DATA / name).read_text())
+    app = create_app(app_config(tmp_path, ATTENTION_DATA_PATH=str(tiny_data)))
+    page = app.test_client().get("/attention").get_data(as_text=True)
+    assert page.count('<tr data-variant="') == 1 and '<tr data-variant="rope">' in page
+    listed = page.split('id="not-run">', 1)[1].split("</p>", 1)[0]
+    assert " ".join(html_lib.unescape(listed).split()).endswith(
+        ": " + "; ".join(v.label for v in VARIANTS if v.name != "rope") + ".")
