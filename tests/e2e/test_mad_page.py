@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -267,3 +268,25 @@ def test_flow_model_runs_from_the_form_and_draws_its_nll(browser, live_server):
     chart = browser.find_element(By.CSS_SELECTOR, '#mad-charts canvas[data-metric="nll"]')
     assert canvas_has_ink(browser, chart)
     assert "estimated" in browser.find_element(By.ID, "mad-summary").text
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_axe_finds_nothing_serious_before_and_after_a_run(browser, live_server, width):
+    from tests.e2e.test_attention_page import _axe_violations  # one copy of the axe-core runner
+
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                            {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600})
+    try:
+        open_page(browser, live_server)
+        assert _axe_violations(browser) == []
+        fill(browser, {"mad-model": "gmm", "mad-target": "ring", "mad-dim": 2, "mad-n-ini": 100, "mad-n-synth": 30000,
+                       "mad-generations": 3, "mad-replicates": 1, "mad-n-eval": 100})
+        browser.find_element(By.ID, "mad-run").click()  # a refused run: the message under its field
+        WebDriverWait(browser, 10).until(lambda b: field_error(b, "n_synth"))
+        assert _axe_violations(browser) == []
+        fill(browser, {"mad-n-synth": 100})
+        browser.find_element(By.ID, "mad-run").click()
+        wait_done(browser)
+        assert _axe_violations(browser) == []
+    finally:
+        browser.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
