@@ -82,6 +82,14 @@ def test_bad_matrices_are_refused(bad):
         randomized_svd(bad, 1)
 
 
+def test_randomized_svd_names_nan_inf_and_overflow():
+    for bad, words in ((np.array([[1.0, np.nan], [0.0, 1.0]]), "NaN or Inf"),
+                       (np.array([[np.inf, 1.0], [0.0, 1.0]]), "NaN or Inf"),
+                       (np.array([[1e200, 1.0], [0.0, 1.0]]), "too large")):
+        with pytest.raises(ValueError, match=words):
+            randomized_svd(bad, 1)
+
+
 def test_rank_out_of_range():
     a = np.ones((4, 6))
     for r in (0, 5, -1):

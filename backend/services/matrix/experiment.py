@@ -114,12 +114,14 @@ def eval_windows(data: torch.Tensor, count: int, length: int, context: int) -> t
 class LowRankLinear(nn.Module):
     """y = (x V^T) U^T + b with U (out, r), V (r, in): r (in + out) weights."""
 
-    def __init__(self, in_features: int, out_features: int, rank: int, bias: bool = True) -> None:
+    def __init__(
+        self, in_features: int, out_features: int, rank: int, bias: bool = True, *, dtype: torch.dtype | None = None
+    ) -> None:
         super().__init__()
         self.in_features, self.out_features, self.rank = in_features, out_features, rank
-        self.v = nn.Parameter(torch.empty(rank, in_features))
-        self.u = nn.Parameter(torch.empty(out_features, rank))
-        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.v = nn.Parameter(torch.empty(rank, in_features, dtype=dtype))
+        self.u = nn.Parameter(torch.empty(out_features, rank, dtype=dtype))
+        self.bias = nn.Parameter(torch.zeros(out_features, dtype=dtype)) if bias else None
         nn.init.kaiming_uniform_(self.v, a=math.sqrt(5))
         nn.init.kaiming_uniform_(self.u, a=math.sqrt(5))
 
@@ -134,7 +136,7 @@ class LowRankLinear(nn.Module):
     def from_dense(cls, weight: torch.Tensor, bias: torch.Tensor | None, rank: int) -> tuple[LowRankLinear, float]:
         """Optimal rank-r layer (Eckart-Young, sqrt(s) split); returns it and its relative Frobenius error."""
         out_features, in_features = weight.shape
-        layer = cls(in_features, out_features, rank, bias=bias is not None)
+        layer = cls(in_features, out_features, rank, bias=bias is not None, dtype=weight.dtype)
         w = weight.detach().double()
         u, s, vt = torch.linalg.svd(w, full_matrices=False)
         root = s[:rank].sqrt()

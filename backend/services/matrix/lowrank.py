@@ -41,13 +41,13 @@ class LowRank:
         return (self.u * self.s) @ self.vt
 
 
-def _check_matrix(a: np.ndarray) -> np.ndarray:
+def _check_matrix(a: np.ndarray, *, finite: bool = True) -> np.ndarray:
     arr = np.asarray(a)
     if arr.ndim != 2 or 0 in arr.shape:
         raise ValueError(f"expected a non-empty 2-D matrix, got shape {arr.shape}")
     if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise ValueError("matrix entries must be real numbers")
-    if not np.all(np.isfinite(arr)):
+    if finite and not np.all(np.isfinite(arr)):
         raise ValueError("matrix contains NaN or Inf")
     return arr
 
@@ -171,13 +171,17 @@ def randomized_svd(
       HMT Sec. 4.3 probabilistic upper bound 10 sqrt(2/pi) max_i ||(A - (QB)_r) w_i|| over ``spectral_probes``
       Gaussian w_i (fails w.p. <= 10^-probes).
     """
-    arr = _check_matrix(a)
+    arr = _check_matrix(a, finite=False)  # finiteness follows from ||A||_F below, without a pass of its own
     _check_rank(rank, arr.shape)
     if oversample < 0 or power_iters < 0:
         raise ValueError("oversample and power_iters must be >= 0")
     work = np.float32 if arr.dtype == np.float32 else np.float64
     # MKL through torch on a zero-copy view of the array: no transposed copy of A is ever made.
     at = torch.from_numpy(np.ascontiguousarray(arr, dtype=work))
+    norm2 = float(torch.linalg.vector_norm(at, dtype=torch.float64) ** 2)  # NaN or Inf in A make it non-finite
+    if not math.isfinite(norm2):
+        _check_matrix(arr)  # names NaN / Inf
+        raise ValueError("matrix entries are too large: the sum of their squares overflows float64; rescale it")
     rng = np.random.default_rng(seed)
     size = min(rank + oversample, min(arr.shape))
     q = randomized_range(at, size, power_iters, rng)
@@ -185,7 +189,6 @@ def randomized_svd(
     ub, sb, vtb = _small_svd(b)
     u = (q @ ub[:, :rank]).numpy()
     s, vt = sb[:rank].numpy(), vtb[:rank].contiguous().numpy()
-    norm2 = float(torch.linalg.vector_norm(at, dtype=torch.float64) ** 2)
     fro2 = norm2 - float(np.sum(s.astype(np.float64) ** 2))
     # The subtraction keeps ~ -log10(eps * norm2 / fro2) digits of fro2: in float64 it is trusted down to an error of
     # 1e-3 ||A||_F (~10 digits), in float32 down to 0.1 ||A||_F (~5 digits); below that the residual is measured.
