@@ -203,6 +203,10 @@ def test_cholesky_qr_basis_and_its_householder_fallback(monkeypatch):
     assert calls == [(500, 60)]
     torch.testing.assert_close(q.T @ q, torch.eye(60, dtype=torch.float64), atol=1e-12, rtol=0)
     torch.testing.assert_close(q @ (q.T @ low), low, atol=1e-10, rtol=0)
+    # the same y in float32 is too ill-conditioned for Cholesky QR there (cond^2 eps32 ~ 1): Householder again
+    q32 = mod._well_conditioned_basis(y.float())
+    assert calls == [(500, 60), (500, 60)]
+    torch.testing.assert_close(q32.T @ q32, torch.eye(60), atol=1e-5, rtol=0)
     # the final basis is always Householder's, orthonormal to round-off
     q = mod._orthonormalise(y)
     torch.testing.assert_close(q.T @ q, torch.eye(60, dtype=torch.float64), atol=1e-13, rtol=0)
