@@ -140,8 +140,10 @@ class _Workspace(threading.local):
 _WORKSPACE = _Workspace()
 
 # Rows of the batch processed per step: the widest row block (input, intermediate or output) is about this many
-# bytes, so a chunk's intermediate is still in cache when the second factor reads it (profile: scripts/bench_matrix.py).
-CHUNK_BYTES = 2 << 20
+# bytes. Smaller chunks keep the intermediate in L2 but make each of the 2 * blocks small GEMMs narrower, and MKL's
+# efficiency falls with the width; on this 2-core VM 16 MiB (1024 rows at n = 4096) was within 3% of the best in
+# every sweep (scripts/bench_matrix.py --profile), 2 MiB was 25% slower under load.
+CHUNK_BYTES = 16 << 20
 _MIN_CHUNK_ROWS = 16
 # Results at least this large come from numpy, whose allocator asks for transparent huge pages (see _fresh_output).
 _HUGE_PAGE_BYTES = 4 << 20
