@@ -46,6 +46,9 @@ Where the time goes (profile, --profile; 2-core VM, fp32, n = 4096, B = 2048, 1 
 How to read the result on a loaded machine
 ------------------------------------------
 * Read ratios, never absolute times, and read the min column first (the repeat least disturbed), then the median.
+* Single-thread rows can be timed in process CPU time (--clock cpu): it leaves out the time the process waited for
+  a core, which wall time counts, and is the steadier measure when other processes share the cores. It still
+  includes what co-runners do to caches and memory bandwidth.
 * The dense anchor is compute-bound; the Monarch multiply is half memory-bound. Co-runners (other processes, other
   VMs on the host) take memory bandwidth and cache before they take FMA throughput, so on a loaded machine the
   Monarch ratio drops below its idle value even though both were timed together. The script prints the load
@@ -87,17 +90,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------------------------------------ timing
+CPU_CLOCK = False  # --clock cpu: process CPU time for single-thread rows (wall time for multi-thread rows)
+
+
+def clock() -> Callable[[], float]:
+    return time.process_time if CPU_CLOCK and torch.get_num_threads() == 1 else time.perf_counter
+
+
+def clock_name() -> str:
+    return "CPU time" if clock() is time.process_time else "wall time"
+
+
 def timings(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, np.ndarray]:
-    """Wall times of each function over ``repeats`` interleaved rounds (after ``warmup`` calls each)."""
+    """Times of each function over ``repeats`` interleaved rounds (after ``warmup`` calls each)."""
+    now = clock()
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     out: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = now()
             fn()
-            out[name].append(time.perf_counter() - t0)
+            out[name].append(now() - t0)
     return {name: np.array(v) for name, v in out.items()}
 
 
@@ -127,7 +142,8 @@ def bench_multiply(sizes: list[tuple[int, int]], threads: list[int], repeats: in
     for nt in threads:
         set_threads(nt)
         bw = stream_bandwidth(max(3, repeats // 2))
-        print(f"\n-- {nt} thread(s): streaming copy bandwidth {bw / 1e9:.1f} GB/s (read + write); {load()}")
+        print(f"\n-- {nt} thread(s), {clock_name()}: streaming copy bandwidth {bw / 1e9:.1f} GB/s (read + write); "
+              f"{load()}")
         print(f"{'n':>6} {'B':>5} {'dense ms':>9} {'GFLOP/s':>8} | {'variant':<22} {'ms min':>8} {'ms med':>8} "
               f"{'x min':>7} {'x med':>7} {'FLOP x':>7}")
         for n, batch in tqdm(sizes, desc=f"multiply, {nt} thread(s)", file=sys.stderr):
@@ -322,7 +338,7 @@ def bench_rsvd(n: int, rank: int, oversample: int, noise: float, threads: list[i
         for nt in threads:
             set_threads(nt)
             with threadpool_limits(nt):
-                print(f"\n-- {dtype}, {nt} thread(s); {load()}")
+                print(f"\n-- {dtype}, {nt} thread(s), {clock_name()}; {load()}")
                 print(f"{'method':<50} {'q':>2} {'ms min':>8} {'ms med':>8} {'vs fastest peer':>15} "
                       f"{'error ratio (95% CI)':>32}")
                 for q in tqdm(curve_iters, desc=f"rsvd {dtype} {nt}t", file=sys.stderr):
@@ -399,9 +415,13 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="also print the multiply profile")
     parser.add_argument("--threads", default="1,2", help="thread counts for every comparison")
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: process CPU time for 1-thread rows, the steadier measure on a loaded machine")
     parser.add_argument("--seeds", type=int, default=10, help="seeds per randomized-SVD error estimate")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "figures" / "matrix_rsvd_error_time.png")
     args = parser.parse_args()
+    global CPU_CLOCK
+    CPU_CLOCK = args.clock == "cpu"
     threads = [int(t) for t in args.threads.split(",")]
     parts = set(args.only or ("multiply", "projection", "rsvd"))
     print(f"bench_matrix: torch {torch.__version__}, {load()}")

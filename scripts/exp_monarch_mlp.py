@@ -61,6 +61,7 @@ KINDS = ("dense", "monarch", "lowrank")
 LABELS = {"dense": "dense (fine-tuned as well)", "monarch": "Monarch (projected, nblocks 4)",
           "lowrank": "low rank (SVD, same weights)"}
 NBLOCKS = 4
+DEFAULT_FINETUNE_STEPS = 200
 
 
 def parse_args() -> argparse.Namespace:
@@ -68,7 +69,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--stage", choices=("all", "train", "report", "speed"), default="all")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--steps", type=int, default=2000, help="dense pre-training steps")
-    p.add_argument("--finetune-steps", type=int, default=200, help="fine-tuning steps after the projection (10%%)")
+    p.add_argument("--finetune-steps", type=int, default=DEFAULT_FINETUNE_STEPS,
+                   help="fine-tuning steps after the projection (default 10%% of pre-training)")
     p.add_argument("--batch", type=int, default=256, help="(context, next byte) pairs per step")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--finetune-lr", type=float, default=5e-4)
@@ -77,6 +79,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--work", type=Path, default=ROOT / "instance" / "matrix_exp")
     p.add_argument("--out", type=Path, default=ROOT / "backend" / "services" / "matrix" / "data")
     return p.parse_args()
+
+
+def suffix(args: argparse.Namespace) -> str:
+    """Output files of a run with non-default fine-tuning carry its length: exp_mlp_ft1000_results.csv."""
+    return "" if args.finetune_steps == DEFAULT_FINETUNE_STEPS else f"_ft{args.finetune_steps}"
 
 
 # ------------------------------------------------------------------------------------------------------ training
@@ -100,7 +107,7 @@ def run_seed(seed: int, train_data: torch.Tensor, windows: tuple[torch.Tensor, t
         np.save(args.work / f"pretrain_loss_seed{seed}.npy", np.array(losses))
         (args.work / f"pretrain_seconds_seed{seed}.txt").write_text(f"{time.perf_counter() - t0:.1f}\n")
     for kind in KINDS:
-        scores_path = args.work / f"scores_{kind}_seed{seed}.npz"
+        scores_path = args.work / f"scores_{kind}_seed{seed}_ft{args.finetune_steps}.npz"
         if scores_path.exists():
             continue
         converted, info = convert(model, kind, nblocks=NBLOCKS)
@@ -120,17 +127,17 @@ def run_seed(seed: int, train_data: torch.Tensor, windows: tuple[torch.Tensor, t
 
 
 # ------------------------------------------------------------------------------------------------------- report
-def load_scores(seeds: list[int], work: Path) -> dict[str, list[dict]]:
+def load_scores(seeds: list[int], work: Path, finetune_steps: int) -> dict[str, list[dict]]:
     out: dict[str, list[dict]] = {k: [] for k in KINDS}
     for kind in KINDS:
         for seed in seeds:
-            with np.load(work / f"scores_{kind}_seed{seed}.npz") as z:
+            with np.load(work / f"scores_{kind}_seed{seed}_ft{finetune_steps}.npz") as z:
                 out[kind].append({key: z[key] for key in z.files})
     return out
 
 
 def report(seeds: list[int], args: argparse.Namespace) -> dict:
-    scores = load_scores(seeds, args.work)
+    scores = load_scores(seeds, args.work, args.finetune_steps)
     rows, summary = [], {"seeds": seeds, "windows": int(len(scores["dense"][0]["bits"])), "window_predictions": 128,
                          "pretrain_steps": args.steps, "finetune_steps": args.finetune_steps, "models": {}}
     for kind in KINDS:
@@ -159,7 +166,7 @@ def report(seeds: list[int], args: argparse.Namespace) -> dict:
                          "projection_error": float(r["projection_error"].mean()),
                          "finetune_seconds": float(r["finetune_seconds"])})
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "exp_mlp_results.csv", "w", newline="") as f:
+    with open(args.out / f"exp_mlp{suffix(args)}_results.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
@@ -221,14 +228,14 @@ def plot_quality(scores: dict[str, list[dict]], seeds: list[int], args: argparse
         x = KINDS.index(kind)
         ax2.scatter([x - 0.1] * len(before), before, color=colors[kind], marker="x")
         ax2.scatter([x + 0.1] * len(after), after, color=colors[kind], marker="o")
-    ax1.set_xlabel("fine-tuning step")
+    ax1.set_xlabel(f"fine-tuning step (of {args.finetune_steps})")
     ax1.set_ylabel("training loss, bits/byte (10-step mean)")
     ax1.legend()
     ax2.set_xticks(range(len(KINDS)), [k for k in KINDS])
-    ax2.set_ylabel("held-out bits/byte (x: after projection, o: after fine-tuning)")
-    ax2.set_title(f"{len(seeds)} seeds")
+    ax2.set_ylabel("held-out bits/byte")
+    ax2.set_title(f"{len(seeds)} seeds; x: right after the projection, o: after fine-tuning", fontsize=9)
     fig.tight_layout()
-    fig.savefig(args.out / "exp_mlp.png", dpi=110)
+    fig.savefig(args.out / f"exp_mlp{suffix(args)}.png", dpi=110)
     plt.close(fig)
 
 
@@ -364,7 +371,7 @@ def main() -> None:
     torch.set_num_threads(1)
     seeds = [int(s) for s in args.seeds.split(",")]
     args.work.mkdir(parents=True, exist_ok=True)
-    summary_path = args.out / "exp_mlp_summary.json"
+    summary_path = args.out / f"exp_mlp{suffix(args)}_summary.json"
     summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
     if args.stage in ("all", "train"):
         train_data, test_data = load_corpus()
