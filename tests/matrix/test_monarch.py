@@ -414,9 +414,15 @@ def test_chunked_backward_matches_dense_gradients_float64(name, small_chunks):
     gen = torch.Generator().manual_seed(4)
     x = torch.randn(small_chunks, dense.shape[1], generator=gen, dtype=torch.float64)
     g = torch.randn(small_chunks, dense.shape[0], generator=gen, dtype=torch.float64)
-    for upstream in (g, g.t().contiguous().t()):  # a row-major and a batch-innermost incoming gradient
+    cases = [(upstream, x_layout, contiguous)
+             for upstream in (g, g.t().contiguous().t())  # a row-major and a batch-innermost incoming gradient
+             for x_layout in ("rows", "batch-innermost") for contiguous in (False, True)]
+    for upstream, x_layout, contiguous in cases:
         xs, w1, w2 = (t.clone().requires_grad_() for t in (x, torch.from_numpy(w1n), torch.from_numpy(w2n)))
-        monarch_matmul(xs, w1, w2).backward(upstream)
+        x_in = xs if x_layout == "rows" else xs.t().contiguous().t()
+        y = monarch_matmul(x_in, w1, w2, contiguous=contiguous)
+        assert y.is_contiguous() == (contiguous or y.shape[1] == 1)
+        y.backward(upstream)
         # oracle: autograd through the float64 einsum reference (independent of the chunked kernels)
         xr, w1r, w2r = (t.clone().requires_grad_() for t in (x, torch.from_numpy(w1n), torch.from_numpy(w2n)))
         monarch_matmul_einsum(xr, w1r, w2r).backward(upstream)

@@ -60,7 +60,8 @@ class MonarchLinear(nn.Module):
             raise ValueError(f"expected {self.in_features} input features, got {x.shape[-1]}")
         if self.in_ext != self.in_features:
             x = F.pad(x, (0, self.in_ext - self.in_features))
-        y = monarch_matmul(x, self.blkdiag1, self.blkdiag2)[..., : self.out_features]
+        # row-major like nn.Linear: a batch-innermost view would make the model's next elementwise ops strided
+        y = monarch_matmul(x, self.blkdiag1, self.blkdiag2, contiguous=True)[..., : self.out_features]
         return y + self.bias.to(y.dtype) if self.bias is not None else y
 
     @property

@@ -283,19 +283,24 @@ class _MonarchFunction(torch.autograd.Function):
     """Autograd for the fast kernel: the backward pass reuses the same chunked, batch-innermost GEMMs."""
 
     @staticmethod
-    def forward(ctx, x2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        y, z = _forward_kernel(x2, w1, w2, keep_z=True)
+    def forward(  # type: ignore[override]
+        ctx, x2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, contiguous: bool
+    ) -> torch.Tensor:
+        y, z = _forward_kernel(x2, w1, w2, keep_z=True, contiguous=contiguous)
         ctx.save_for_backward(x2, w1, w2, z)
         return y
 
     @staticmethod
     def backward(ctx, gy: torch.Tensor):  # type: ignore[override]
         x2, w1, w2, z = ctx.saved_tensors
-        need_x, need_w1, need_w2 = ctx.needs_input_grad
+        need_x, need_w1, need_w2, _ = ctx.needs_input_grad
+        # the input's gradient in the input's own layout: a row-major gradient into a model's row-major activations
+        # keeps the elementwise ops around the layer on contiguous memory
         gx2, gw1, gw2 = _backward_kernel(
-            gy, w1, w2, x2=x2 if need_w1 else None, z=z if need_w2 else None, need_input=need_x
+            gy, w1, w2, x2=x2 if need_w1 else None, z=z if need_w2 else None, need_input=need_x,
+            contiguous=x2.is_contiguous(),
         )
-        return gx2, gw1, gw2
+        return gx2, gw1, gw2, None
 
 
 def _operands(a: Array, w1: Array, w2: Array, *, transposed: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -347,8 +352,7 @@ def monarch_matmul(x: Array, w1: Array, w2: Array, *, contiguous: bool = False, 
     if x2.shape[0] == 0:
         y = x2.new_zeros(0, l * s) if out is None else out
     elif wants_grad:
-        y = _MonarchFunction.apply(x2, w1t, w2t)
-        y = y.contiguous() if contiguous else y
+        y = _MonarchFunction.apply(x2, w1t, w2t, contiguous)
     else:
         with torch.no_grad():
             y = _forward_kernel(x2, w1t, w2t, keep_z=False, contiguous=contiguous, out=out)[0]
