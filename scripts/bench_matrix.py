@@ -16,32 +16,41 @@ at the same sketch and the same threads; library defaults are printed as a secon
 Where the time goes (profile, --profile; 2-core VM, fp32, n = 4096, B = 2048, 1 thread)
 -------------------------------------------------------------------------------------
 * FLOPs: 4 n^1.5 B = 2.15 GFLOP against the dense 2 n^2 B = 68.7 GFLOP. The dense GEMM runs at the machine's
-  single-core peak (~155-160 GFLOP/s idle), so the FLOP floor of the Monarch multiply is ~13.5 ms (32x).
-* Memory: the whole multiply must read x (32 MiB) and write y (32 MiB); a fresh result is also zeroed by the kernel
-  on first touch. Streaming bandwidth of one core here is only ~5-11 GB/s (copy, read+write), so the traffic alone
-  is ~6-13 ms: unlike the dense matmul, the Monarch multiply is memory-bound as much as compute-bound.
-* The previous kernel (before issue 19) ran both block GEMMs over the whole batch: x -> z (32 MiB) -> L-block
-  result (32 MiB) -> an axis-swap copy into the output (32 MiB). Every intermediate went through DRAM, and a
-  fresh 32 MiB result in 4 KiB pages cost ~15 ms of page faults per call (torch.empty is mmapped; every first
-  touch faults). Measured idle: 43 ms = first GEMM 17.9 + second GEMM 9.4 + copy 4.4 + faults ~11 -> 10x.
-* Now: (1) the batch is walked in chunks of rows (CHUNK_BYTES = 2 MiB per row block), so each chunk's
-  intermediate is still in cache when the second GEMM reads it; (2) the second GEMM writes straight into the
-  batch-innermost result (bmm's out= accepts that strided view), so the axis-swap copy is gone; (3) results of
-  >= 4 MiB are numpy-allocated, which asks for transparent huge pages: the fault cost of a fresh 32 MiB result
-  drops from ~14.5 ms to ~5.7 ms; (4) out= lets a caller reuse a result buffer and skip the faults entirely.
-* Per-call overhead: ~40-60 us of Python and checks per call (B = 1 rows below); it matters only below B ~ 64.
-* Allocations per call: the result only (and, with autograd, z for the backward); chunk scratch is reused per
+  single-core peak (~148-160 GFLOP/s), so the FLOP floor of the Monarch multiply is ~14 ms (32x).
+* Memory: the multiply must read x (32 MiB) and write y (32 MiB), and a fresh y is zeroed by the kernel on first
+  touch. One core streams only ~5-12 GB/s here (copy, read + write), so the traffic alone is ~6-13 ms: unlike the
+  dense matmul, the Monarch multiply is memory-bound as much as compute-bound. The roofline line printed for each
+  size sums the two (serial) and takes their maximum (perfect overlap).
+* The kernel before issue 19 ran both block GEMMs over the whole batch, x -> z (32 MiB) -> the L-block result
+  (32 MiB) -> an axis-swap copy into the output (32 MiB), and allocated the 32 MiB result with torch.empty, which
+  is mmapped in 4 KiB pages: every first touch faulted, ~15 ms per call (measured idle: 43 ms = first GEMM 17.9 +
+  second GEMM 9.4 + copy 4.4 + faults ~11; 10x the dense matmul).
+* Now the second GEMM writes straight into the batch-innermost result (bmm's out= accepts that strided view), so
+  the copy is gone; results of >= 4 MiB come from numpy, which asks for transparent huge pages: the first touch of
+  32 MiB costs ~6 ms instead of ~16 ms (rows "numpy/torch.empty + fill"), and a fresh result is now as fast as
+  out= (which skips the faults entirely). The batch is walked in chunks of CHUNK_BYTES = 16 MiB per row block:
+  chunks small enough for L2 (<= 1 MiB) were 25-100% slower, because MKL's batched GEMMs lose efficiency as they get
+  narrow, and 2-64 MiB were within noise of each other.
+* What is left: the first GEMM reads x row-major, i.e. each block's operand is 64 floats per row at a 16 KiB
+  stride, which the hardware prefetcher cannot follow: it runs at ~55 GFLOP/s against ~100 when x is already
+  batch-innermost (as it is when the input is another Monarch multiply's result). Transposing x first (torch's
+  blocked copy, or MKL's omatcopy per chunk) cost as much as it saved. The second GEMM runs at ~70-100 GFLOP/s
+  writing to DRAM. Net: ~65% of the serial roofline.
+* Per-call overhead: ~0.1 ms at n = 1024 and ~0.27 ms at n = 4096 for a single row: two batched GEMMs of m tiny
+  blocks each cost MKL ~1-2 us per block. It matters only below B ~ 64 rows.
+* Allocations per call: the result only (and, with autograd, z for the backward); the chunk scratch is reused per
   thread. The backward accumulates dL/dw1 and dL/dw2 chunk by chunk, so gy is never transposed whole.
-* Threads: the block GEMMs are batched (bmm) and MKL splits the blocks across threads. The two vCPUs of this VM
-  do not double the dense GEMM's rate (it is already at one core's FMA peak), so 2 threads mainly help the
-  memory-bound parts; run with --threads 1,2 and compare each row with its own dense anchor.
-* Contiguous (row-major) results need one extra 2-D transpose of each chunk (the output shuffle P puts the
-  L-block index innermost, which no GEMM can write row-major); the default returns the batch-innermost view.
+* Threads: the block GEMMs are batched (bmm) and MKL splits the blocks across threads. The dense GEMM is already
+  at one core's FMA peak and the second vCPU did not raise it when the VM was idle (431 ms with 1 thread, 443 with
+  2), so on this VM 2 threads can only help the memory-bound part; compare each row with its own dense anchor.
+* Contiguous (row-major) results pay one 2-D transpose of each chunk (the output shuffle P puts the L-block index
+  innermost, which no GEMM can write row-major): ~18 ms at this size, hence the transposed-view default.
 * Randomized SVD: every pass over A costs the same FLOPs in every library; the difference is orientation. MKL runs
-  A^T Q ~2.3x slower than (Q^T A)^T and A @ (column-major Q), the layout LAPACK's QR returns, ~1.8x slower than
+  A^T Q ~2.3x slower than (Q^T A)^T, and A @ (column-major Q), the layout LAPACK's QR returns, ~1.8x slower than
   A @ (row-major Q). torch.svd_lowrank and scikit-learn pass A^T; ours never does. Between power iterations a
-  Cholesky-QR basis (3 BLAS-3 calls) replaces Householder QR; the final basis is Householder's, and the SVD of the
-  wide sketch goes through a QR of its transpose.
+  Cholesky-QR basis (3 BLAS-3 calls) replaces Householder QR; the final basis is Householder's, the SVD of the
+  wide sketch goes through a QR of its transpose, the test matrix is drawn in float32 (torch's float64 sampler is
+  ~7x slower) and the float64-accumulated norm of a float32 A avoids a converting pass (8x slower).
 
 How to read the result on a loaded machine
 ------------------------------------------
@@ -217,7 +226,7 @@ def profile_multiply(repeats: int) -> None:
     print(f"chunk size (n = 4096, B = 2048, 1 thread; CHUNK_BYTES now {monarch_module.CHUNK_BYTES >> 20} MiB):")
     saved = monarch_module.CHUNK_BYTES
     fns = {}
-    for chunk in (256 << 10, 1 << 20, 2 << 20, 4 << 20, 8 << 20, 64 << 20):
+    for chunk in (256 << 10, 1 << 20, 2 << 20, 4 << 20, 16 << 20, 64 << 20):
         def run(chunk=chunk):
             monarch_module.CHUNK_BYTES = chunk
             with torch.no_grad():
@@ -327,7 +336,7 @@ def bench_rsvd(n: int, rank: int, oversample: int, noise: float, threads: list[i
     s_full = np.linalg.svd(a64, compute_uv=False)
     optimal = math.sqrt(float(np.sum(s_full[rank:] ** 2)))
     methods = rsvd_methods(rank, oversample)
-    results: dict = {"curves": {}, "matched": {}, "defaults": {}}
+    results: dict = {"curves": {}, "matched": {}, "defaults": {}, "rank": rank}
     for dtype in ("float64", "float32"):
         a = a64 if dtype == "float64" else a64.astype(np.float32)
 
@@ -365,11 +374,11 @@ def bench_rsvd(n: int, rank: int, oversample: int, noise: float, threads: list[i
                           f"{'':>15} {ci[0]:>12.6f} [{ci[1]:.6f}, {ci[2]:.6f}]", flush=True)
                     results["defaults"][(dtype, nt, name)] = (t[name].min(), ci)
     if plot is not None:
-        plot_curves(results["curves"], threads, curve_iters, plot)
+        plot_curves(results["curves"], threads, curve_iters, plot, rank, oversample)
     return results
 
 
-def plot_curves(curves: dict, threads: list[int], iters: list[int], path: Path) -> None:
+def plot_curves(curves: dict, threads: list[int], iters: list[int], path: Path, rank: int, oversample: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -396,10 +405,11 @@ def plot_curves(curves: dict, threads: list[int], iters: list[int], path: Path) 
             ax.set_yscale("log")
             ax.set_xlabel("median time per call (ms)")
             ax.set_ylabel("error ratio - 1 (mean over seeds, 95% CI)")
-            ax.set_title(f"{dtype}, {nt} thread(s)")
+            ax.set_title(f"{dtype}, {nt} thread(s), {'CPU' if CPU_CLOCK and nt == 1 else 'wall'} time")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=8)
-    fig.suptitle("Randomized SVD: error against time at matched sketches (k = 50, p = 10, q = 0..4)")
+    fig.suptitle(f"Randomized SVD: error against time\nmatched sketches (k = {rank}, p = {oversample}, "
+                 f"q = {min(iters)}..{max(iters)})", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
@@ -456,7 +466,7 @@ def main() -> None:
             rel_med = m["medians"]["ours"] / m["medians"][fastest]
             dci = diff_ci(m["errors"]["ours"], m["errors"][fastest])
             same = dci[1] <= 0 <= dci[2]
-            print(f"randomized SVD {dtype}, {nt} thread(s), k=50 p=10 q=2: ours {rel:.2f}x the time of the fastest peer "
+            print(f"randomized SVD {dtype}, {nt} thread(s), k={rsvd['rank']} p=10 q=2: ours {rel:.2f}x the time of the fastest peer "
                   f"({fastest}; median {rel_med:.2f}x); error ratio difference ours - peer {dci[0]:+.2e} "
                   f"[{dci[1]:+.2e}, {dci[2]:+.2e}] ({'equal within the interval' if same else 'NOT equal'}); "
                   f"goal <= 0.8x at equal error: {'MET' if rel <= 0.8 and same else 'MISSED'}")
