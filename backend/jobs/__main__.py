@@ -13,12 +13,13 @@ import argparse
 import json
 import sys
 
-from backend.config import load_config
+from backend.config import exit_on_config_error, load_config
 from backend.jobs.local import RemoteJobError, import_task_modules, run_task, watch_remote
 from backend.jobs.manager import JobError
 from backend.jobs.registry import TASKS
 
 
+@exit_on_config_error
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m backend.jobs", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)

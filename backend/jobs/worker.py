@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from backend.config import load_config
+from backend.config import exit_on_config_error, load_config
 from backend.jobs.local import import_task_modules
 
 log = logging.getLogger("backend.jobs.worker")
@@ -87,6 +87,7 @@ def run_embedded(config: dict[str, Any], concurrency: int) -> None:
     pool.stop()
 
 
+@exit_on_config_error
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--concurrency", type=int, default=None, help="worker processes/threads (JOBS_WORKERS)")

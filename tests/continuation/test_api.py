@@ -78,13 +78,16 @@ def test_invalid_fields_are_422(client, body, field):
 
 def test_limits_are_422_naming_the_setting(client, app):
     r = post(client, prompt="x", max_new_tokens=app.config["CONTINUATION_MAX_NEW_TOKENS"] + 1)
-    assert r.status_code == 422 and "CONTINUATION_MAX_NEW_TOKENS" in r.get_json()["error"]
+    body = r.get_json()
+    assert r.status_code == 422 and (body["limit"], body["field"]) == ("CONTINUATION_MAX_NEW_TOKENS", "max_new_tokens")
+    assert body["error"] == "65 new tokens is over the limit of 64 new tokens; use at most 64 new tokens"
     r = post(client, prompt="x" * (app.config["CONTINUATION_MAX_PROMPT_CHARS"] + 1))
-    assert r.status_code == 422 and "CONTINUATION_MAX_PROMPT_CHARS" in r.get_json()["error"]
+    assert r.status_code == 422 and r.get_json()["limit"] == "CONTINUATION_MAX_PROMPT_CHARS"
+    assert "CONTINUATION_" not in r.get_json()["error"]
     r = post(client, prompt="a\x00b")
     assert r.status_code == 422 and r.get_json()["field"] == "prompt"
     r = client.post("/api/continue", data='{"prompt": "a\\ud800"}', content_type="application/json")
-    assert r.status_code == 422 and r.get_json()["field"] == "prompt"
+    assert r.status_code == 400 and "lone surrogate" in r.get_json()["error"]
 
 
 def test_malformed_bodies(client):

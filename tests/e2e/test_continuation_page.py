@@ -50,4 +50,4 @@ def test_untrusted_prompt_is_shown_as_text_and_errors_are_shown(live_server, bro
     browser.execute_script("document.getElementById('cont-max').value = '100000'")
     browser.find_element(By.ID, "cont-run").click()
     WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "cont-error").is_displayed())
-    assert "CONTINUATION_MAX_NEW_TOKENS" in browser.find_element(By.ID, "cont-error").text
+    assert "100,000 new tokens is over the limit of 64 new tokens" in browser.find_element(By.ID, "cont-error").text

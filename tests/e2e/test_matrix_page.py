@@ -117,7 +117,7 @@ def test_errors_sit_next_to_their_field_and_clear_stale_results(live_server, bro
     _run(browser)
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "matrix-image-error").text)
     message = _text(browser, "matrix-image-error")
-    assert "could not read the file as an image" in message and "BytesIO" not in message
+    assert "not an image this page can read" in message and "BytesIO" not in message
     assert not browser.find_element(By.ID, "matrix-results").is_displayed()
     assert _text(browser, "matrix-status") == ""
     # the upload radio without a file: said next to the field, nothing sent

@@ -65,7 +65,7 @@ def rig(tmp_path: Path) -> Rig:
 
 @pytest.fixture
 def stove_app(tmp_path: Path):
-    app = create_app(config_for_tests(tmp_path, STOVE_API_TOKEN="test-token-123", **FAST))
+    app = create_app(config_for_tests(tmp_path, STOVE_API_TOKEN="test-token-0123456789", **FAST))
     yield app
     for hook in app.extensions.get("shutdown_hooks", []):
         hook()
@@ -76,4 +76,4 @@ def stove_client(stove_app):
     return stove_app.test_client()
 
 
-AUTH = {"Authorization": "Bearer test-token-123"}
+AUTH = {"Authorization": "Bearer test-token-0123456789"}

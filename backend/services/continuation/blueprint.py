@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from flask import current_app, render_template
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.services.continuation.decoding import METHODS, continue_prompt
 from backend.web.api import ApiBlueprint
@@ -29,15 +29,17 @@ EXAMPLES = ["我们明天从白云", "广州的白云", "Always import numpy", "
 
 
 class ContinueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     prompt: str = Field(min_length=1, description="the text to continue; it may end in the middle of a token. "
                         "Literal <s>, </s>, <sep> and <fim_*> are special tokens (never backed off across)",
-                        json_schema_extra=capped_by("CONTINUATION_MAX_PROMPT_CHARS"))
+                        json_schema_extra=capped_by("CONTINUATION_MAX_PROMPT_CHARS", "characters"))
     method: Literal["naive", "backoff", "backoff-multi", "heal"] = Field(
         "backoff", description="naive; backoff: Su's one-token back-off + renormalised first step; backoff-multi: "
         "dynamic multi-token back-off; heal: Hugging Face style +10 soft bias, one greedy step")
     max_new_tokens: int = Field(16, ge=0, description="ordinary decoding steps after the constrained one(s); "
                                 "at most CONTINUATION_MAX_NEW_TOKENS",
-                                json_schema_extra=capped_by("CONTINUATION_MAX_NEW_TOKENS"))
+                                json_schema_extra=capped_by("CONTINUATION_MAX_NEW_TOKENS", "new tokens"))
     temperature: float = Field(0.0, ge=0.0, le=5.0, allow_inf_nan=False,
                                description="0 = greedy (argmax); otherwise sample at this temperature")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the sampler (ignored when greedy)")
@@ -96,7 +98,19 @@ def _model() -> tuple:
         return _models[folder]
 
 
+# One forward pass of the tiny GPT, and the prompt's share (scripts/calibrate_costs.py, 2-core machine, loaded).
+SECONDS_PER_FORWARD_PASS = 0.005  # measured ~1.5 ms; x3 for a busier machine
+SECONDS_PER_PROMPT_CHAR = 1e-5
+
+
+def estimated_seconds(body: ContinueRequest) -> float:
+    """The compute budget's estimate: backed-off steps plus the new tokens, one forward pass each."""
+    passes = body.max_new_tokens + 1 + (8 if body.method == "backoff-multi" else 1)
+    return 0.05 + SECONDS_PER_FORWARD_PASS * passes + SECONDS_PER_PROMPT_CHAR * len(body.prompt)
+
+
 @bp.api("POST", "/api/continue", body=ContinueRequest, response=ContinueResponse,
+        cost=estimated_seconds, fix="ask for fewer new tokens",
         summary="Continue a prompt (naive, Su's back-off fix, or token healing)",
         errors={422: "a field is out of range or over a CONTINUATION_* limit",
                 503: "the model checkpoints are missing"})

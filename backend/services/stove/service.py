@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import secrets
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from backend.config import ConfigError, StoveConfig, validate
 from backend.services.stove.adapters import (
     HomeAssistantAdapter,
     MiioAdapter,
@@ -25,16 +26,12 @@ from backend.services.stove.adapters import (
 from backend.services.stove.clock import Clock, SystemClock
 from backend.services.stove.controller import Alerter, ControllerSettings, StoveController
 from backend.services.stove.persistence import StoveStore
-from backend.services.stove.scheduler import Scheduler
+from backend.services.stove.scheduler import Scheduler, lease_status
 
 log = logging.getLogger(__name__)
 
-BURNER_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-ADAPTERS = ("simulated", "home_assistant", "miio")
-
-
-class ConfigError(ValueError):
-    """A stove setting is missing or invalid; the message names the key."""
+__all__ = ["ConfigError", "RefusalCounter", "StoveService", "StoveSettings", "build_adapter", "ha_notify_pusher",
+           "resolve_api_token", "webhook_pusher"]
 
 
 @dataclass(frozen=True)
@@ -45,8 +42,12 @@ class StoveSettings:
     db_path: str
     controller: ControllerSettings
     poll_s: float = 0.25
+    lease_s: float = 5.0
+    alert_after_failures: int = 3
     request_wait_s: float = 15.0
-    audit_max_rows: int = 100_000
+    audit_keep_days: float = 365.0
+    audit_min_rows: int = 10_000
+    refusals_max_rows: int = 100_000
     sim_release_s: float = 1.0
     sim_wiring: str = "NC"
     ha_url: str = ""
@@ -57,75 +58,33 @@ class StoveSettings:
     miio_props: dict[str, tuple[int, int]] = field(default_factory=dict)
     device_timeout_s: float = 3.0
     alert_webhook: str = ""
+    ha_notify: str = ""
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> StoveSettings:
-        """Read the ``STOVE_*`` keys (see backend/config.py) and validate them."""
-        def get(key: str) -> Any:
-            if key not in cfg:
-                raise ConfigError(f"missing setting {key}")
-            return cfg[key]
-
-        burners = get("STOVE_BURNERS")
-        if isinstance(burners, str):
-            burners = [b.strip() for b in burners.split(",") if b.strip()]
-        if not isinstance(burners, (list, tuple)) or not burners:
-            raise ConfigError("STOVE_BURNERS must be a non-empty list of burner ids")
-        for b in burners:
-            if not isinstance(b, str) or not BURNER_ID.match(b):
-                raise ConfigError(f"STOVE_BURNERS: invalid burner id {b!r} (lowercase letters, digits, '-', '_')")
-        if len(set(burners)) != len(burners):
-            raise ConfigError("STOVE_BURNERS: duplicate burner ids")
-        adapter = get("STOVE_ADAPTER")
-        if adapter not in ADAPTERS:
-            raise ConfigError(f"STOVE_ADAPTER must be one of {', '.join(ADAPTERS)}, not {adapter!r}")
-        try:
-            ctl = ControllerSettings(
-                hold_s=float(get("STOVE_CUT_HOLD_S")),
-                valve_release_s=float(get("STOVE_VALVE_RELEASE_S")),
-                timer_max_min=float(get("STOVE_TIMER_MAX_MIN")),
-                retry_attempts=int(get("STOVE_RETRY_ATTEMPTS")),
-                retry_base_s=float(get("STOVE_RETRY_BASE_S")),
-                retry_max_s=float(get("STOVE_RETRY_MAX_S")),
-                readback_attempts=int(get("STOVE_READBACK_ATTEMPTS")),
-            )
-        except ValueError as exc:
-            raise ConfigError(f"stove timing settings: {exc}") from None
-        db = get("STOVE_DB") or os.path.join(str(cfg.get("INSTANCE_DIR", "instance")), "stove.sqlite3")
-        entities = dict(get("STOVE_HA_ENTITIES"))
-        props_raw = dict(get("STOVE_MIIO_PROPS"))
-        if adapter == "home_assistant":
-            _require_all(burners, entities, "STOVE_HA_ENTITIES")
-            if not get("STOVE_HA_TOKEN"):
-                raise ConfigError("STOVE_HA_TOKEN is required for the home_assistant adapter")
-        props: dict[str, tuple[int, int]] = {}
-        for b, v in props_raw.items():
-            try:
-                siid, piid = (int(x) for x in v)
-            except (TypeError, ValueError):
-                raise ConfigError(f"STOVE_MIIO_PROPS[{b!r}] must be [siid, piid]") from None
-            props[b] = (siid, piid)
-        if adapter == "miio":
-            _require_all(burners, props, "STOVE_MIIO_PROPS")
-            if not get("STOVE_MIIO_IP") or not re.fullmatch(r"[0-9a-fA-F]{32}", str(get("STOVE_MIIO_TOKEN"))):
-                raise ConfigError("the miio adapter needs STOVE_MIIO_IP and a 32-hex-digit STOVE_MIIO_TOKEN")
-        if get("STOVE_SIM_WIRING") not in ("NC", "NO"):
-            raise ConfigError("STOVE_SIM_WIRING must be 'NC' or 'NO'")
-        return cls(
-            burners=tuple(burners), adapter=adapter, nc_inverted=bool(get("STOVE_NC_INVERTED")), db_path=db,
-            controller=ctl, poll_s=float(get("STOVE_POLL_S")), request_wait_s=float(get("STOVE_REQUEST_WAIT_S")),
-            audit_max_rows=int(get("STOVE_AUDIT_MAX_ROWS")), sim_release_s=float(get("STOVE_SIM_RELEASE_S")),
-            sim_wiring=get("STOVE_SIM_WIRING"), ha_url=str(get("STOVE_HA_URL")), ha_token=str(get("STOVE_HA_TOKEN")),
-            ha_entities={b: entities[b] for b in burners if b in entities}, miio_ip=str(get("STOVE_MIIO_IP")),
-            miio_token=str(get("STOVE_MIIO_TOKEN")), miio_props={b: props[b] for b in burners if b in props},
-            device_timeout_s=float(get("STOVE_DEVICE_TIMEOUT_S")), alert_webhook=str(get("STOVE_ALERT_WEBHOOK")),
+        """The ``STOVE_*`` keys of a config mapping, checked by the typed settings layer (backend/config.py):
+        a bad or missing value raises its one-line ConfigError (also for a mapping edited after start)."""
+        c = validate(cfg, StoveConfig, source="stove settings")
+        instance = str(cfg.get("INSTANCE_DIR", "instance"))
+        burners = tuple(c.STOVE_BURNERS)
+        ctl = ControllerSettings(
+            hold_s=c.STOVE_CUT_HOLD_S, valve_release_s=c.STOVE_VALVE_RELEASE_S, timer_max_min=c.STOVE_TIMER_MAX_MIN,
+            retry_attempts=c.STOVE_RETRY_ATTEMPTS, retry_base_s=c.STOVE_RETRY_BASE_S, retry_max_s=c.STOVE_RETRY_MAX_S,
+            readback_attempts=c.STOVE_READBACK_ATTEMPTS,
         )
-
-
-def _require_all(burners: list[str], mapping: Mapping[str, Any], key: str) -> None:
-    missing = [b for b in burners if b not in mapping]
-    if missing:
-        raise ConfigError(f"{key} has no entry for burner(s) {', '.join(missing)}")
+        return cls(
+            burners=burners, adapter=c.STOVE_ADAPTER, nc_inverted=c.STOVE_NC_INVERTED,
+            db_path=c.STOVE_DB or os.path.join(instance, "stove.sqlite3"), controller=ctl, poll_s=c.STOVE_POLL_S,
+            lease_s=c.STOVE_LEASE_S, alert_after_failures=c.STOVE_ALERT_AFTER_FAILURES,
+            request_wait_s=c.STOVE_REQUEST_WAIT_S, audit_keep_days=c.STOVE_AUDIT_KEEP_DAYS,
+            audit_min_rows=c.STOVE_AUDIT_MIN_ROWS, refusals_max_rows=c.STOVE_REFUSALS_MAX_ROWS,
+            sim_release_s=c.STOVE_SIM_RELEASE_S, sim_wiring=c.STOVE_SIM_WIRING, ha_url=c.STOVE_HA_URL,
+            ha_token=c.STOVE_HA_TOKEN, ha_entities={b: c.STOVE_HA_ENTITIES[b] for b in burners if b in c.STOVE_HA_ENTITIES},
+            miio_ip=c.STOVE_MIIO_IP, miio_token=c.STOVE_MIIO_TOKEN,
+            miio_props={b: c.STOVE_MIIO_PROPS[b] for b in burners if b in c.STOVE_MIIO_PROPS},
+            device_timeout_s=c.STOVE_DEVICE_TIMEOUT_S, alert_webhook=c.STOVE_ALERT_WEBHOOK,
+            ha_notify=c.STOVE_HA_NOTIFY.removeprefix("notify."),
+        )
 
 
 def build_adapter(settings: StoveSettings, clock: Clock) -> RelayAdapter:
@@ -141,7 +100,7 @@ def build_adapter(settings: StoveSettings, clock: Clock) -> RelayAdapter:
     return SimulatedAdapter(stove, polarity, clock)
 
 
-def webhook_pusher(url: str, timeout_s: float = 3.0):
+def webhook_pusher(url: str, timeout_s: float = 3.0) -> Callable[[dict], None]:
     """Push alerts as a JSON POST (e.g. to an ntfy topic or a Home Assistant webhook)."""
     import requests
 
@@ -153,33 +112,66 @@ def webhook_pusher(url: str, timeout_s: float = 3.0):
     return push
 
 
-PERSON_NAME = re.compile(r"^[\w.@-]+$")
-MIN_PERSON_TOKEN_CHARS = 16
+def ha_notify_pusher(base_url: str, token: str, service: str, timeout_s: float = 3.0) -> Callable[[dict], None]:
+    """Push alerts through a Home Assistant notify service (``POST /api/services/notify/<service>``),
+    e.g. to the companion app on a phone."""
+    import requests
+
+    url = f"{base_url.rstrip('/')}/api/services/notify/{service}"
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def push(alert: dict) -> None:
+        burner = f" ({alert['burner']})" if alert.get("burner") else ""
+        resp = requests.post(url, json={"title": f"Stove alert{burner}", "message": alert["message"]},
+                             headers=headers, timeout=timeout_s)
+        if resp.status_code >= 300:
+            raise RuntimeError(f"Home Assistant notify.{service} answered HTTP {resp.status_code}")
+
+    return push
 
 
-def named_api_tokens(configured: Mapping[str, Any], main_token: str, max_name_chars: int) -> dict[str, str]:
-    """STOVE_API_TOKENS checked: {person: token}, names short and plain, tokens long, distinct and not the main one.
+class RefusalCounter:
+    """Refused requests (no or a wrong token), counted per client, minute, endpoint and reason.
 
-    Each person's token authenticates like STOVE_API_TOKEN, and the audit log records the person's name
-    (which, unlike the X-Stove-Actor label, the caller cannot choose).
+    Counts gather in memory and are written at most once per ``flush_s`` (by the scheduler loop or the
+    next request), so a flood of refusals costs one small write a second, never a row each, and never
+    touches the audit log of accepted actions.
     """
-    if not isinstance(configured, Mapping):
-        raise ConfigError('STOVE_API_TOKENS must be an object {"name": "token", ...}')
-    seen: set[str] = {main_token}
-    tokens: dict[str, str] = {}
-    for name, token in configured.items():
-        if not isinstance(name, str) or not PERSON_NAME.match(name) or len(name) > max_name_chars:
-            raise ConfigError(f"STOVE_API_TOKENS: invalid name {name!r} (letters, digits, '.', '@', '-', '_'; "
-                              f"at most {max_name_chars} characters)")
-        if not isinstance(token, str) or len(token.strip()) < MIN_PERSON_TOKEN_CHARS:
-            raise ConfigError(f"STOVE_API_TOKENS[{name!r}]: the token must be a string of at least "
-                              f"{MIN_PERSON_TOKEN_CHARS} characters")
-        token = token.strip()
-        if token in seen:
-            raise ConfigError(f"STOVE_API_TOKENS[{name!r}]: every person needs a token of their own")
-        seen.add(token)
-        tokens[name] = token
-    return tokens
+
+    MAX_KEYS = 10_000  # distinct counters held in memory before an early flush
+
+    def __init__(self, store: StoveStore, clock: Clock, flush_s: float = 1.0) -> None:
+        self.store, self.clock, self.flush_s = store, clock, flush_s
+        self._counts: dict[tuple[str, int, str, str], int] = {}
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+
+    def add(self, client: str, endpoint: str, reason: str) -> None:
+        key = (client[:64], int(self.clock.now() // 60), endpoint[:64], reason)
+        with self._lock:
+            self._counts[key] = self._counts.get(key, 0) + 1
+            full = len(self._counts) >= self.MAX_KEYS
+        self.flush_if_due(force=full)
+
+    def flush_if_due(self, *, force: bool = False) -> None:
+        """Flush when counts have waited ``flush_s`` (a request or the scheduler passing by); never raises."""
+        if self._counts and (force or time.monotonic() - self._last_flush >= self.flush_s):
+            try:
+                self.flush()
+            except Exception as exc:
+                log.warning("stove: could not write refusal counters (kept for later): %s", exc)
+
+    def flush(self) -> None:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+            self._last_flush = time.monotonic()
+        try:
+            self.store.add_refusals(counts)
+        except Exception:
+            with self._lock:  # keep them for the next flush
+                for key, n in counts.items():
+                    self._counts[key] = self._counts.get(key, 0) + n
+            raise
 
 
 def resolve_api_token(configured: str, token_file: str) -> tuple[str, str]:
@@ -191,7 +183,7 @@ def resolve_api_token(configured: str, token_file: str) -> tuple[str, str]:
     if configured:
         return configured, "STOVE_API_TOKEN"
     path = os.path.abspath(token_file)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -221,13 +213,42 @@ class StoveService:
                  adapter: RelayAdapter | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
-        self.store = StoveStore(settings.db_path, audit_max_rows=settings.audit_max_rows)
+        self.created = time.monotonic()
+        self.store = StoveStore(settings.db_path, audit_keep_days=settings.audit_keep_days,
+                                audit_min_rows=settings.audit_min_rows, refusals_max_rows=settings.refusals_max_rows)
         self.adapter = adapter or build_adapter(settings, self.clock)
-        push = webhook_pusher(settings.alert_webhook) if settings.alert_webhook else None
+        pushers = []
+        if settings.alert_webhook:
+            pushers.append(webhook_pusher(settings.alert_webhook))
+        if settings.ha_notify:
+            pushers.append(ha_notify_pusher(settings.ha_url, settings.ha_token, settings.ha_notify,
+                                            settings.device_timeout_s))
+        self.alerter = Alerter(self.store, self.clock, pushers)
         self.controller = StoveController(self.store, self.adapter, self.clock, settings.controller,
-                                          Alerter(self.store, self.clock, push), list(settings.burners))
-        self.scheduler = Scheduler(self.controller, settings.db_path + ".lock", poll_s=settings.poll_s,
-                                   clock=self.clock)
+                                          self.alerter, list(settings.burners))
+        self.refusals = RefusalCounter(self.store, self.clock)
+        # One lock file per database, however its path is spelled: the flock fast path relies on it.
+        lock_path = os.path.realpath(settings.db_path) + ".lock"
+        self.scheduler = Scheduler(self.controller, lock_path, poll_s=settings.poll_s,
+                                   lease_s=settings.lease_s, alert_after=settings.alert_after_failures,
+                                   clock=self.clock, on_step=self.refusals.flush_if_due)
+
+    def watchdog(self) -> dict:
+        """The scheduler's health as any process sees it (lease, failures); a stale lease is an alert,
+        pushed once by whichever process notices it first."""
+        status = lease_status(self.store.get_lease(), self.clock.now(), self.settings.lease_s)
+        if not status["ok"] and time.monotonic() - self.created < 2 * self.settings.lease_s:
+            # just started: give a scheduler (ours or another process's) the time to take the lease
+            status.update(ok=True, message="waiting for a scheduler to take the lease")
+        if not status["ok"]:
+            key = f"{status['epoch']}:{status['holder']}"
+            if self.store.claim_once("watchdog_alerted", key):
+                self.alerter.alert(None, f"watchdog: {status['message']}")
+        if self.scheduler.failures and self.scheduler.is_leader:
+            status["ok"] = False
+            status["message"] = (f"the scheduler's last {self.scheduler.failures} step(s) failed "
+                                 f"({self.scheduler.last_error}); it keeps retrying")
+        return status
 
     def start(self) -> None:
         self.scheduler.start()
