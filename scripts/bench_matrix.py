@@ -94,6 +94,7 @@ from backend.services.matrix.monarch import (  # noqa: E402
     project,
     square_layout,
 )
+from backend.stats import bootstrap_mean  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -321,10 +322,9 @@ def diff_ci(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) 
     return float(a.mean() - b.mean()), float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
 
 
-def mean_ci(values: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    rng = np.random.default_rng(seed)
-    means = values[rng.integers(0, len(values), (resamples, len(values)))].mean(axis=1)
-    return float(values.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
+    iv = bootstrap_mean(values)  # backend.stats: percentile bootstrap over seeds, 2,000 resamples
+    return iv.estimate, iv.low, iv.high
 
 
 def bench_rsvd(n: int, rank: int, oversample: int, noise: float, threads: list[int], repeats: int, seeds: int,

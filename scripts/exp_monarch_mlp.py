@@ -49,13 +49,12 @@ from backend.services.matrix.experiment import (  # noqa: E402
     eval_windows,
     load_corpus,
     matched_rank,
-    paired_bootstrap,
     random_batch,
     train,
-    verdict,
     window_scores,
 )
 from backend.services.matrix.layers import MonarchLinear  # noqa: E402
+from backend.stats import Interval, paired_bootstrap, verdict  # noqa: E402
 
 KINDS = ("dense", "monarch", "lowrank")
 LABELS = {"dense": "dense (fine-tuned as well)", "monarch": "Monarch (projected, nblocks 4)",
@@ -144,9 +143,9 @@ def report(seeds: list[int], args: argparse.Namespace) -> dict:
         runs = scores[kind]
         per_seed_bits = [float(r["bits"].mean()) for r in runs]
         per_seed_acc = [float(r["acc"].mean()) for r in runs]
-        d_bits = paired_bootstrap([r["bits"] for r in runs], [r["bits"] for r in scores["dense"]])
-        d_acc = paired_bootstrap([r["acc"] for r in runs], [r["acc"] for r in scores["dense"]])
-        d_before = paired_bootstrap([r["bits_before"] for r in runs], [r["bits"] for r in scores["dense"]])
+        d_bits = paired_difference(runs, scores["dense"], "bits", "bits")
+        d_acc = paired_difference(runs, scores["dense"], "acc", "acc")
+        d_before = paired_difference(runs, scores["dense"], "bits_before", "bits")
         entry = {
             "params": int(runs[0]["params"]), "block_weights": int(runs[0]["block_weights"]),
             "projection_error_mean": float(np.mean([r["projection_error"].mean() for r in runs])),
@@ -175,6 +174,13 @@ def report(seeds: list[int], args: argparse.Namespace) -> dict:
     return summary
 
 
+def paired_difference(runs: list[dict], dense: list[dict], key: str, dense_key: str) -> tuple[float, float, float]:
+    """Mean of (model - dense) over (seed, window) with backend.stats' paired bootstrap: the same held-out windows
+    are resampled for every seed (arrays of shape (seeds, windows))."""
+    iv = paired_bootstrap(np.stack([r[key] for r in runs]), np.stack([r[dense_key] for r in dense]))
+    return iv.estimate, iv.low, iv.high
+
+
 def fmt_ci(triple: tuple[float, float, float], scale: float = 1.0, digits: int = 3) -> str:
     p, lo, hi = (scale * v for v in triple)
     return f"{p:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
@@ -186,7 +192,7 @@ def quality_table(summary: dict) -> str:
     lines = [
         f"Held-out quality: {n_seeds} seeds x {n_win} windows of 128 next-byte predictions; after {summary['pretrain_steps']} dense "
         f"steps, then {summary['finetune_steps']} fine-tuning steps for every model. "
-        "Differences to dense: mean [95% paired bootstrap over (seed, window)].",
+        "Differences to dense: mean [95% paired bootstrap over windows, the same windows for every seed (backend.stats)].",
         "",
         "| model | parameters | layer rel. error | bits/byte before FT | bits/byte (seed range) | "
         "Δ bits vs dense | accuracy % (seed range) | Δ accuracy (points) | verdict |",
@@ -199,7 +205,7 @@ def quality_table(summary: dict) -> str:
             word = "reference"
         else:
             delta_bits, delta_acc = fmt_ci(e["bits_minus_dense"]), fmt_ci(e["acc_minus_dense"], 100, 2)
-            word = "bits " + verdict(*e["bits_minus_dense"][1:], tolerance=0.02)
+            word = "bits " + verdict(Interval(*e["bits_minus_dense"]), narrow=0.02)
         lines.append(
             f"| {LABELS[kind]} | {e['params'] / 1e6:.2f} M ({100 * e['params'] / dense_params:.0f}%) | "
             f"{e['projection_error_mean']:.3f} | {e['bits_before_mean']:.3f} | {e['bits_mean']:.3f} "

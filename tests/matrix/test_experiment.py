@@ -13,9 +13,7 @@ from backend.services.matrix.experiment import (
     convert,
     eval_windows,
     matched_rank,
-    paired_bootstrap,
     random_batch,
-    verdict,
     window_scores,
 )
 from backend.services.matrix.layers import MonarchLinear
@@ -95,17 +93,3 @@ def test_window_scores_are_bits_and_accuracies():
     assert bits.shape == acc.shape == (5,)
     assert np.all(bits > 0) and np.all((acc >= 0) & (acc <= 1))
     assert abs(bits.mean() - 8) < 1.5  # an untrained model is near uniform over 256 bytes
-
-
-def test_paired_bootstrap_and_the_words_it_licenses():
-    rng = np.random.default_rng(0)
-    base = [rng.normal(size=200) for _ in range(3)]
-    shifted = [b + 0.5 for b in base]
-    point, lo, hi = paired_bootstrap(shifted, base)
-    assert point == pytest.approx(0.5) and lo == pytest.approx(0.5) and hi == pytest.approx(0.5)
-    noisy = [b + rng.normal(scale=0.1, size=200) for b in base]
-    point, lo, hi = paired_bootstrap(noisy, base)
-    assert lo < 0 < hi and hi - lo < 0.05
-    assert verdict(lo, hi, tolerance=0.05) == "about equal"
-    assert verdict(lo, hi, tolerance=0.001) == "not resolved"
-    assert verdict(0.1, 0.2, 0.05) == "higher" and verdict(-0.2, -0.1, 0.05) == "lower"

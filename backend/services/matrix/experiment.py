@@ -5,7 +5,7 @@ sources (nothing is downloaded). Every linear layer is then replaced by the opti
 (``MonarchLinear.from_dense``, nblocks = 4 as in fly's GPT-2 configs) or by the optimal low-rank approximation with
 the same number of weights (truncated SVD), and each model, the dense one included, is fine-tuned for the same few
 steps on the same batches. ``scripts/exp_monarch_mlp.py`` drives it; this module holds the corpus, the model, the
-layer conversions and the statistics (bootstrap intervals per ``shared/specs/statistics.md``).
+layer conversions and scores (the intervals come from ``backend.stats``, per ``shared/specs/statistics.md``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import math
 import sysconfig
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,47 +239,3 @@ def window_scores(model: ByteMLP, contexts: torch.Tensor, targets: torch.Tensor,
         losses.append((nll.mean(1) / math.log(2)).numpy())
         accs.append((logits.argmax(-1) == tgt).float().mean(1).numpy())
     return np.concatenate(losses), np.concatenate(accs)
-
-
-# --------------------------------------------------------------------------------------------------------------
-# Statistics (shared/specs/statistics.md)
-# --------------------------------------------------------------------------------------------------------------
-
-
-def paired_bootstrap(
-    a: Sequence[np.ndarray], b: Sequence[np.ndarray], *, resamples: int = 2000, seed: int = 0
-) -> tuple[float, float, float]:
-    """Mean of a - b and its 95% percentile interval, resampling (seed, window) pairs.
-
-    ``a`` and ``b`` hold one array of per-window scores per seed, paired by position; the bootstrap resamples the
-    windows within each seed (the same indices for both methods) and averages over seeds.
-    """
-    rng = np.random.default_rng(seed)
-    diffs = [np.asarray(x, dtype=np.float64) - np.asarray(y, dtype=np.float64) for x, y in zip(a, b, strict=True)]
-    point = float(np.mean([d.mean() for d in diffs]))
-    stats = np.zeros(resamples)
-    for d in diffs:
-        idx = rng.integers(0, len(d), size=(resamples, len(d)))
-        stats += d[idx].mean(axis=1)
-    stats /= len(diffs)
-    lo, hi = np.percentile(stats, [2.5, 97.5])
-    return point, float(lo), float(hi)
-
-
-def bootstrap_mean(samples: np.ndarray, *, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
-    """Mean and 95% percentile bootstrap interval of independent samples (e.g. repeated timings)."""
-    x = np.asarray(samples, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, len(x), size=(resamples, len(x)))].mean(axis=1)
-    lo, hi = np.percentile(means, [2.5, 97.5])
-    return float(x.mean()), float(lo), float(hi)
-
-
-def verdict(lo: float, hi: float, tolerance: float) -> str:
-    """Words that follow a 95% interval of (variant - reference): 'higher' / 'lower' only when it excludes 0,
-    'about equal' when it contains 0 and lies within +-tolerance, else 'not resolved'."""
-    if lo > 0:
-        return "higher"
-    if hi < 0:
-        return "lower"
-    return "about equal" if max(-lo, hi) <= tolerance else "not resolved"
