@@ -74,6 +74,8 @@ def test_a_finished_lowrank_job_reopens_on_its_page_from_the_jobs_page(browser, 
     assert browser.find_element(By.ID, "lowrank-method").get_attribute("value") == "randomized"
     assert browser.find_element(By.ID, "lowrank-seed").get_attribute("value") == "5"
     assert browser.execute_script(CANVAS_HAS_INK, browser.find_element(By.ID, "lowrank-chart"))
+    # a job the server knows is remembered again, for this browser's list on /jobs
+    assert job_id in browser.execute_script("return rememberedJobs().map((j) => j.id)")
     assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
 
@@ -83,6 +85,8 @@ def test_a_job_link_with_a_wrong_key_says_so(browser, live_server):
                                              if b.find_element(By.ID, "lowrank-error").is_displayed() else None)
     assert error.text
     assert not browser.find_element(By.ID, "lowrank-results").is_displayed()
+    # nothing kept for /jobs, whose list would otherwise ask the server for it again and again
+    assert browser.execute_script("return rememberedJobs().map((j) => j.id)").count("0" * 32) == 0
     browser.get_log("browser")  # the expected 404 stays here, not in the next test's console check
 
 

@@ -142,11 +142,12 @@
   }
 
   /* A progress bar, status line and Cancel button for job `id`, appended to `container`.
-   * opts.onDone(job) runs when it finishes. Returns the watcher ({stop()}). */
+   * opts.onDone(job) runs when it finishes; opts.remember=false keeps it out of this browser's job list.
+   * Returns the watcher ({stop()}). */
   function jobProgress(container, ref, opts) {
     const options = opts || {};
     const id = jobId(ref);
-    if (ref && typeof ref === "object") rememberJob(ref);
+    if (ref && typeof ref === "object" && options.remember !== false) rememberJob(ref);
     const box = el("div", "job-progress");
     box.dataset.jobId = id;
     const bar = el("div", "progress");
@@ -197,7 +198,11 @@
     const ref = {id: id, status_url: `/api/jobs/${encodeURIComponent(id)}` +
                  (key ? `?key=${encodeURIComponent(key)}` : "")};
     // Not before the page's deferred scripts (chart.js) have run: a fast answer would otherwise draw with nothing.
-    const follow = () => jobProgress(container, ref, {onDone: onDone});
+    // Remembered for /jobs only once the server has shown it: a link with a wrong id or key leaves nothing behind.
+    const follow = () => jobProgress(container, ref, {remember: false, onDone: (job) => {
+      if (job.kind) rememberJob(ref, job.kind);
+      onDone(job);
+    }});
     const page = global.document;
     if (page.readyState === "loading") page.addEventListener("DOMContentLoaded", follow, {once: true});
     else follow();
