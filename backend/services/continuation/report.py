@@ -1,0 +1,280 @@
+"""Tables of the continuation evaluation, from per-cut records (``evaluation``), with paired statistics.
+
+Every comparison is paired on the same cuts: exact match with McNemar's exact test (b = cuts the row gets right
+and the reference row gets wrong, c = the reverse; p-value and the Clopper-Pearson interval of b/(b+c)) and
+accuracy differences and log-likelihood differences with a paired bootstrap over cuts (2000 resamples, percentile
+95 % interval; with several seeds, all seeds of a cut are resampled together). Unreachable gold paths
+(probability 0 under a method) count as a log-likelihood of -20 nats/char in differences (none occur in practice;
+the count is shown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from backend.services.continuation.evaluation import KINDS, LANGS, Cut
+from backend.stats import bootstrap_mean, mcnemar, paired_bootstrap
+
+FLOOR = -20.0  # nats/char used for an unreachable gold path in differences
+
+
+def _ll(values: Sequence[float]) -> np.ndarray:
+    arr = np.asarray(values, dtype=np.float64)
+    return np.where(np.isfinite(arr), arr, FLOOR)
+
+
+def _sel(cuts: Sequence[Cut], lang: str | None, kind: str | None) -> np.ndarray:
+    return np.array([(lang is None or c.lang == lang) and (kind is None or c.kind == kind) for c in cuts])
+
+
+def _pct(x: np.ndarray) -> str:
+    return f"{100.0 * float(np.mean(x)):.1f}%"
+
+
+def _mc(a: np.ndarray, b: np.ndarray) -> str:
+    """McNemar of a against b (b = a right, b wrong)."""
+    res = mcnemar(a, b)
+    share = "-" if res.b + res.c == 0 else f"{res.share.estimate:.2f} [{res.share.low:.2f}, {res.share.high:.2f}]"
+    return f"{res.b} / {res.c} | {res.p_value:.2g} | {share}"
+
+
+def _diff(a: np.ndarray, b: np.ndarray, digits: int = 3, scale: float = 1.0) -> str:
+    return paired_bootstrap(a, b).format(digits, scale)
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+
+def methods_table(cuts: Sequence[Cut], model: dict, m: int, exact_ref: dict | None = None) -> str:
+    """One model, every system, per language and cut kind; paired against naive decoding of the same model."""
+    systems = model["systems"]
+    naive = systems["naive"]
+    head = (f"| lang | cut | system | n | exact@{m} | b / c vs naive | p | b/(b+c) [95% CI] | Δ nats/char vs naive "
+            f"[95% CI] | next-char top-1 | median char rank | passes | mean C |")
+    lines = [head, "|" + "---|" * 3 + "---:|" * 10]
+    for lang in LANGS:
+        for kind in KINDS:
+            sel = _sel(cuts, lang, kind)
+            if not sel.any():
+                continue
+            n = int(sel.sum())
+            for label, rec in systems.items():
+                ex = np.asarray(rec["exact"], bool)[sel]
+                ll = _ll(rec["ll"])[sel]
+                mc = "- | - | -" if label == "naive" else _mc(ex, np.asarray(naive["exact"], bool)[sel])
+                dl = "-" if label == "naive" else _diff(ll, _ll(naive["ll"])[sel])
+                cands = np.asarray(rec["cands"])[sel]
+                lines.append(
+                    f"| {LANGS[lang]} | {KINDS[kind]} | {label} | {n} | {_pct(ex)} | {mc} | {dl} | "
+                    f"{_pct(np.asarray(rec['top1'], bool)[sel])} | {np.median(np.asarray(rec['rank'])[sel]):g} | "
+                    f"{np.mean(np.asarray(rec['passes'])[sel]):.2f} | "
+                    f"{np.mean(cands[cands > 0]) if (cands > 0).any() else 0:.1f} |")
+            if exact_ref is not None:
+                ex = np.asarray(exact_ref["exact"], bool)[sel]
+                lines.append(
+                    f"| {LANGS[lang]} | {KINDS[kind]} | exact (character-level greedy) | {n} | {_pct(ex)} | "
+                    f"{_mc(ex, np.asarray(naive['exact'], bool)[sel])} | "
+                    f"{_diff(_ll(exact_ref['ll'])[sel], _ll(naive['ll'])[sel])} | "
+                    f"{_pct(np.asarray(exact_ref['top1'], bool)[sel])} | "
+                    f"{np.median(np.asarray(exact_ref['rank'])[sel]):g} | - | - |")
+    return "\n".join(lines)
+
+
+def gap_table(cuts: Sequence[Cut], model: dict, ref: dict, ref_name: str) -> str:
+    """Each method's log-likelihood of the gold minus the reference P(gold | prompt text), per char."""
+    systems = model["systems"]
+    head = f"| lang | cut | n | {ref_name} nats/char | " + " | ".join(f"{s} − {ref_name}" for s in systems) + " |"
+    lines = [head, "|---|---|" + "---:|" * (2 + len(systems))]
+    ref_ll = _ll(ref["ll"])
+    for lang in LANGS:
+        for kind in KINDS:
+            sel = _sel(cuts, lang, kind)
+            if not sel.any():
+                continue
+            cells = [_diff(_ll(rec["ll"])[sel], ref_ll[sel], 2) for rec in systems.values()]
+            lines.append(f"| {LANGS[lang]} | {KINDS[kind]} | {int(sel.sum())} | {np.mean(ref_ll[sel]):.3f} | "
+                         + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def tuning_table(cuts: Sequence[Cut], results: dict, alphas: Sequence[float]) -> tuple[str, float]:
+    """Dev exact match of the random-segmentation n-gram (naive decoding) per alpha; the best alpha."""
+    base = np.asarray(results["canonical"]["systems"]["naive"]["exact"], bool)
+    lines = ["| alpha | n | exact@5, all cuts | (a) inside | (b) word | (c) token | Δ vs canonical n-gram, all "
+             "cuts [95% CI] |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    scores = {}
+    for a in alphas:
+        ex = np.asarray(results[a]["systems"]["naive"]["exact"], bool)
+        scores[a] = float(ex.mean())
+        per = [_pct(ex[_sel(cuts, None, k)]) for k in KINDS]
+        lines.append(f"| {a:g} | {len(ex)} | {_pct(ex)} | " + " | ".join(per) + f" | "
+                     f"{_diff(ex.astype(float), base.astype(float), 1, 100)} pp |")
+    lines.append(f"| canonical | {len(base)} | {_pct(base)} | "
+                 + " | ".join(_pct(base[_sel(cuts, None, k)]) for k in KINDS) + " | - |")
+    best = max(alphas, key=lambda a: (scores[a], -a))
+    return "\n".join(lines), best
+
+
+def seeds_table(cuts: Sequence[Cut], rows: dict[str, list[dict]], label_of: dict[str, str], m: int,
+                baseline: str | dict[str, str], system_of: dict[str, str], ll_key: dict[str, str]) -> str:
+    """Several (model, system) rows, each a list of seeds; paired over (seed, cut) against a baseline row.
+
+    ``rows[name]`` = per-seed model records; ``system_of[name]`` the system label inside them; ``ll_key[name]``
+    "method" (the decoding method's one-path likelihood) or "exact"/"is" (the model's marginal: nan where it was
+    not computed, those cuts are left out of that column). ``baseline``: one row for all, or a row per row.
+    """
+    base_of = baseline if isinstance(baseline, dict) else {name: baseline for name in rows}
+    def stack(name: str, key: str) -> np.ndarray:
+        out = []
+        for rec in rows[name]:
+            if key == "exact":
+                out.append(np.asarray(rec["systems"][system_of[name]]["exact"], float))
+            else:
+                src = ll_key[name]
+                if src == "method":
+                    out.append(_ll(rec["systems"][system_of[name]]["ll"]))
+                else:  # the model's marginal: nan where it was not computed (importance sampling on a subset)
+                    raw = np.asarray(rec[src]["ll"], dtype=np.float64)
+                    out.append(np.where(np.isnan(raw), np.nan, _ll(np.nan_to_num(raw, nan=0.0))))
+        return np.stack(out)
+
+    lines = [f"| lang | cut | row | seeds | n | exact@{m} mean (min–max over seeds) | compared with | Δ exact@{m} "
+             f"[95% CI] | b / c | p | nats/char (source, n) | Δ nats/char [95% CI] |",
+             "|---|---|---|---:|---:|---:|---|---:|---:|---:|---:|---:|"]
+    for lang in LANGS:
+        for kind in KINDS:
+            sel = _sel(cuts, lang, kind)
+            if not sel.any():
+                continue
+            for name in rows:
+                base = base_of[name]
+                ex, ll = stack(name, "exact")[:, sel], stack(name, "ll")[:, sel]
+                base_ex, base_ll = stack(base, "exact")[:, sel], stack(base, "ll")[:, sel]
+                per_seed = ex.mean(axis=1) * 100
+                spread = f"{per_seed.mean():.1f}% ({per_seed.min():.1f}–{per_seed.max():.1f})"
+                have = ~np.isnan(ll).any(axis=0)
+                if name == base or ex.shape != base_ex.shape:
+                    comp, dl = "- | - | - | -", "-"
+                else:
+                    res = mcnemar(ex, base_ex)
+                    comp = (f"{label_of[base]} | {_diff(ex, base_ex, 1, 100)} pp | {res.b} / {res.c} | "
+                            f"{res.p_value:.2g}")
+                    both = have & ~np.isnan(base_ll).any(axis=0)
+                    dl = _diff(ll[:, both], base_ll[:, both]) if ll.shape == base_ll.shape and both.any() else "-"
+                lines.append(f"| {LANGS[lang]} | {KINDS[kind]} | {label_of[name]} | {ex.shape[0]} | {int(sel.sum())} "
+                             f"| {spread} | {comp} | {np.mean(ll[:, have]):.3f} ({ll_key[name]}, {int(have.sum())}) "
+                             f"| {dl} |")
+    return "\n".join(lines)
+
+
+def is_check_table(cuts: Sequence[Cut], estimate: dict, exact: dict) -> str:
+    """Importance sampling against the exact answer (same n-gram): error, and how often |error| < 2 SE."""
+    raw = np.asarray(estimate["ll"], dtype=np.float64)
+    have = ~np.isnan(raw)
+    est, se, ex = _ll(np.where(have, raw, 0.0)), np.asarray(estimate["se"], dtype=np.float64), _ll(exact["ll"])
+    err = est - ex
+    lines = ["| lang | n | mean error (nats/char) [95% CI] | mean |error| | mean SE | within 2 SE |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for lang in LANGS:
+        sel = _sel(cuts, lang, None) & have
+        if sel.any():
+            lines.append(f"| {LANGS[lang]} | {int(sel.sum())} | {bootstrap_mean(err[sel]).format(4)} | "
+                         f"{np.mean(np.abs(err[sel])):.4f} | {np.mean(se[sel]):.4f} | "
+                         f"{_pct(np.abs(err[sel]) <= 2 * se[sel] + 1e-12)} |")
+    return "\n".join(lines)
+
+
+def _tile(rows: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Rows with one record (a deterministic model) repeated to the most seeds any row has (for pairing)."""
+    most = max(len(v) for v in rows.values())
+    return {k: (v * most if len(v) == 1 else v) for k, v in rows.items()}
+
+
+def marginal_table(cuts: Sequence[Cut], models: dict[str, dict], labels: dict[str, str], source: str,
+                   subset: bool = False) -> str:
+    """The model's own P(gold | prompt text) (exact or importance-sampled) next to what naive decoding's one
+    token path gets; per language and cut kind."""
+    lines = [f"| model | lang | cut | n | marginal nats/char ({source}) | mean SE | naive one-path nats/char | "
+             f"marginal − one path [95% CI] |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    for name, rec in models.items():
+        ref = rec.get(source)
+        if ref is None:
+            continue
+        raw = np.asarray(ref["ll"], dtype=np.float64)
+        have = ~np.isnan(raw)  # importance sampling runs on every k-th cut only
+        m_ll, naive = _ll(np.where(have, raw, 0.0)), _ll(rec["systems"]["naive"]["ll"])
+        se = np.asarray(ref.get("se", np.zeros(len(m_ll))), dtype=np.float64)
+        for lang in LANGS:
+            for kind in KINDS:
+                sel = _sel(cuts, lang, kind) & have
+                if sel.any():
+                    lines.append(f"| {labels.get(name, name)} | {LANGS[lang]} | {KINDS[kind]} | {int(sel.sum())} | "
+                                 f"{np.mean(m_ll[sel]):.3f} | {np.mean(se[sel]):.3f} | {np.mean(naive[sel]):.3f} | "
+                                 f"{_diff(m_ll[sel], naive[sel])} |")
+    return "\n".join(lines)
+
+
+def full_report(cuts: Sequence[Cut], results: dict[str, dict], m: int, alpha: float, seeds: Sequence[int],
+                budget: int) -> str:
+    """Every table of the README, from the records of ``scripts/eval_continuation.py``."""
+    out: list[str] = []
+    n_lang = {lang: sum(c.lang == lang for c in cuts) for lang in LANGS}
+    out.append(f"cuts: {len(cuts)} ({', '.join(f'{LANGS[k]} {v}' for k, v in n_lang.items())}); one unit = one cut "
+               f"of one held-out sentence; exact@{m} = the greedy continuation's first {m} characters equal the gold")
+    if "gpt" in results:
+        out += ["", "### Methods on the shipped GPT (12000 steps), paired against naive decoding", "",
+                methods_table(cuts, results["gpt"], m)]
+    if "gpt" in results and "is" in results["gpt"]:
+        out += ["", "### The shipped GPT's own P(gold | prompt text), importance sampling (every k-th cut)", "",
+                marginal_table(cuts, {"gpt": results["gpt"]}, {"gpt": "shipped GPT"}, "is", subset=True)]
+    if "ngram" in results:
+        out += ["", "### Methods on the n-gram, with the exact answer (character-level greedy on the exact "
+                "P(next character | prompt text))", "",
+                methods_table(cuts, results["ngram"], m, exact_ref=results["ngram"].get("exact"))]
+        if "exact" in results["ngram"]:
+            out += ["", "### Gap to the exact P(gold | prompt text), n-gram (nats/char, paired over cuts)", "",
+                    gap_table(cuts, results["ngram"], results["ngram"]["exact"], "exact")]
+        if "is" in results["ngram"] and "exact" in results["ngram"]:
+            out += ["", "### Importance sampling checked against the exact answer (n-gram)", "",
+                    is_check_table(cuts, results["ngram"]["is"], results["ngram"]["exact"])]
+    fix = "backoff-multi (dynamic k)"
+    for family, ref, prefix in (("ngram", "exact", "ngram"), ("gpt", "is", f"gpt{budget}")):
+        canon = [results[k] for k in (["ngram"] if family == "ngram" else
+                                      [f"{prefix}-canonical-s{s}" for s in seeds]) if k in results]
+        exact = [results[k] for k in [f"{prefix}-randseg-exact-a{alpha:g}-s{s}" for s in seeds] if k in results]
+        legacy = [results[k] for k in [f"{prefix}-randseg-legacy-a{alpha:g}-s{s}" for s in seeds] if k in results]
+        if not canon or not exact:
+            continue
+        what = "n-gram (one segmentation of the corpus per seed)" if family == "ngram" else \
+            f"GPT, {budget} canonical steps (random segmentations: as many characters read)"
+        rows = {"canon-naive": canon, "canon-fix": canon, "rand-naive": exact, "rand-fix": exact}
+        labels = {"canon-naive": "canonical, naive", "canon-fix": f"canonical, {fix}",
+                  "rand-naive": f"random segmentation (exact, α={alpha:g}), naive",
+                  "rand-fix": f"random segmentation (exact, α={alpha:g}), {fix}"}
+        system_of = {"canon-naive": "naive", "canon-fix": fix, "rand-naive": "naive", "rand-fix": fix}
+        ll_key = {k: "method" for k in rows}
+        out += ["", f"### Random-segmentation baseline, {what}: paired against the canonical model with the fix", "",
+                seeds_table(cuts, _tile(rows), labels, m, "canon-fix", system_of, ll_key)]
+        have_ref = all(ref in r for r in canon + exact)
+        if have_ref:
+            how = "exact" if ref == "exact" else "importance sampling"
+            out += ["", f"### The models' own P(gold | prompt text) ({how}) against naive decoding's one token "
+                    f"path, {what}", "",
+                    marginal_table(cuts, {f"canonical s{i}": r for i, r in enumerate(canon)}
+                                   | {f"random seg. s{i}": r for i, r in enumerate(exact)}, {}, ref)]
+        if legacy and len(legacy) == len(exact):
+            rows = {"exact-naive": exact, "exact-fix": exact, "legacy-naive": legacy, "legacy-fix": legacy}
+            labels = {"exact-naive": "exact sampler, naive", "exact-fix": f"exact sampler, {fix}",
+                      "legacy-naive": "legacy sampler, naive", "legacy-fix": f"legacy sampler, {fix}"}
+            system_of = {"exact-naive": "naive", "exact-fix": fix, "legacy-naive": "naive", "legacy-fix": fix}
+            src = ref if all(ref in r for r in exact + legacy) else "method"
+            ll_key = {k: (src if k.endswith("naive") else "method") for k in rows}
+            base_of = {"exact-naive": "exact-naive", "exact-fix": "exact-fix", "legacy-naive": "exact-naive",
+                       "legacy-fix": "exact-fix"}
+            out += ["", f"### Legacy (biased) vs exact segmentation sampler, α={alpha:g}, {what}: same data, steps "
+                    f"and seeds; paired over (seed, cut); naive rows show the model's own P(gold | prompt text), fix "
+                    f"rows the fix's one-path likelihood", "",
+                    seeds_table(cuts, rows, labels, m, base_of, system_of, ll_key)]
+    return "\n".join(out)
