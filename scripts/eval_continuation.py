@@ -122,7 +122,9 @@ def evaluate_model(setting: Setting, name: str, lm, systems, reference: str, arg
             out["systems"][label] = rec.to_dict()
     if reference == "exact":
         with tqdm(total=len(setting.cuts), desc=f"exact reference {name}", mininterval=2) as bar:
-            out["exact"] = exact_references(setting.tok, lm, setting.cuts, args.m, progress=bar.update)
+            # exact character-level greedy decoding only for the canonical n-gram (its table row)
+            out["exact"] = exact_references(setting.tok, lm, setting.cuts, args.m, progress=bar.update,
+                                            greedy=name == "ngram")
     if reference == "is" or (reference == "exact" and name == "ngram" and args.is_check):
         # the GPTs on every k-th cut; the canonical n-gram on the first --is-check of those, to check the estimator
         picked = every_kth(setting.cuts, args.is_every)

@@ -163,3 +163,16 @@ def test_report_tables_count_discordant_pairs(tok):
                             {"a": "naive", "b": "fix"}, {"a": "method", "b": "method"})
     line = next(row for row in two_seeds.splitlines() if "| English |" in row and "| B |" in row)
     assert "| 4 / 0 |" in line  # counted over (seed, cut) pairs
+
+
+def test_batched_sequence_scores_equal_one_pass_per_sequence():
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=30, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    lm = GPTLM(GPT(cfg).eval(), bos_id=1)
+    seqs = [[3, 4, 5], [6], [], [7, 8, 9, 10, 11, 12, 13, 14, 15, 16]]  # the last is longer than one window
+    at = [[0, 3], [1], [0], [2, 10]]
+    for seq, positions, (token_lp, dists) in zip(seqs, at, lm.score_sequences(seqs, at), strict=True):
+        for k, t in enumerate(seq):
+            assert token_lp[k] == pytest.approx(lm.next_token_logprobs(seq[:k])[t], abs=1e-5)
+        for row, k in zip(dists, positions, strict=True):
+            assert np.allclose(row, lm.next_token_logprobs(seq[:k]), atol=1e-5)

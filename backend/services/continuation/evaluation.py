@@ -139,10 +139,11 @@ def ordinary_pieces(tok: Tokenizer) -> list[bytes]:
 
 def exact_references(
     tok: Tokenizer, lm, cuts: Sequence[Cut], m: int, gold_chars: int = 20,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, greedy: bool = True,
 ) -> dict[str, list]:
     """For a short-context LM (the n-gram): per cut the exact log P(gold | prompt text) per character, the exact
-    next-character rank/top-1 of the gold, and whether exact character-level greedy decoding gets m characters."""
+    next-character rank/top-1 of the gold, and (``greedy``) whether exact character-level greedy decoding gets the
+    first m characters right (False everywhere when not computed)."""
     dp = PrefixDP(lm, ordinary_pieces(tok), eos_id=tok.eos_id)
     out: dict[str, list] = {"ll": [], "rank": [], "top1": [], "exact": []}
     for c in cuts:
@@ -155,7 +156,7 @@ def exact_references(
         out["top1"].append(r == 1)
         _, cond = conditional_logprob(dp, c.prompt.encode(), gold.encode())
         out["ll"].append(cond / max(1, len(gold)))
-        out["exact"].append(greedy_chars(dp, c.prompt.encode(), m) == c.gold[:m])
+        out["exact"].append(greedy and greedy_chars(dp, c.prompt.encode(), m) == c.gold[:m])
         if progress:
             progress(1)
     return out
