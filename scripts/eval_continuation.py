@@ -256,7 +256,8 @@ def tune(setting: Setting, args: argparse.Namespace, folder: Path, alphas: list[
     print(text)
     if args.split == "dev" and not args.limit:
         TUNED.write_text(json.dumps({"alpha": best, "criterion": f"dev exact@{args.m}, all cuts pooled, naive "
-                                     "decoding, n-gram", "alphas": alphas}, indent=1) + "\n")
+                                     "decoding, n-gram; the largest alpha not resolved worse than the best (paired 95% interval contains 0)",
+                                     "alphas": alphas}, indent=1) + "\n")
         print(f"tuned alpha = {best:g} (written to {TUNED.relative_to(ROOT)})")
 
 

@@ -1,28 +1,25 @@
 """Importance sampling of P(gold | prompt text) for a model whose context is too long for the exact DP (the GPT).
 
 The target is the same as ``exact``'s: P(y) = P(the generated text starts with y), summed over every token
-sequence, and P(gold | prompt) = P(prompt + gold) / P(prompt). Write x = prompt, g = gold.
+sequence, and P(gold | prompt) = P(prompt + gold) / P(prompt).
 
-Decomposition. Every minimal token sequence that covers x has a last boundary j < |x|: a segmentation s of x[:j]
-followed by one token f whose text starts with x[j:]. So, with F(s, j) = sum_{f in ext(x[j:])} p(f | s),
+Decomposition. Every minimal token sequence that covers y has a last boundary j < |y|: a segmentation s of y[:j]
+(ordinary tokens) followed by one token f whose text starts with y[j:]. So, with F(s, j) = sum_{f in ext(y[j:])}
+p(f | s), the probability of the final token summed exactly from one next-token distribution,
 
-    P(x)   = sum_{j, s} p(s) F(s, j)
-    P(x+g) = sum_{j, s} p(s) R(s, j),   R(s, j) = sum_{c in C_j} p(c | s),
+    P(y) = sum_{j, s} p(s) F(s, j).
 
-where C_j holds the minimal sequences covering z = x[j:] + g whose first token runs to |x| or beyond (that token
-crosses the prompt's end, so j is indeed the last boundary before it: each covering sequence of x+g is counted
-once). The final token of each covering sequence is summed exactly from one next-token distribution.
+Estimator. Draw (j_i, s_i), i = 1..N, from a proposal q and average the weights w_i = p(s_i) F(s_i, j_i) / q(j_i, s_i):
+P^(y) = mean(w) is unbiased, with standard error sd(w) / sqrt(N); on the log scale se(log P^) = sd(w) /
+(sqrt(N) mean(w)) (delta method). The conditional is the difference of two independent estimates,
 
-Estimator. Draw (j_i, s_i) from a proposal q over prompt segmentations and c_i from a proposal q_z over C_j, i =
-1..N, and set
-    b_i = p(s_i) F(s_i, j_i) / q(j_i, s_i),      a_i = p(s_i) p(c_i | s_i) F_z / (q(j_i, s_i) q_z(c_i | j_i)),
-so that mean(b) and mean(a) are unbiased for P(x) and P(x+g), and
+    log P^(gold | prompt) = log P^(prompt + gold) - log P^(prompt),  se = sqrt(se_1^2 + se_2^2),
 
-    P^(gold | prompt) = sum(a) / sum(b)      (a ratio estimator: consistent, its log slightly biased at small N).
-
-Its standard error is the delta method's, se(log P^) = sqrt(var(a - P^ b) / N) / mean(a), computed from the same
-samples; the prompt weights p(s)/q(s) appear in both sums, so their noise largely cancels. ``ess`` is the
-effective sample size (sum b)^2 / sum b^2 of the prompt weights.
+each from the lattice of its own text (only the lattice of prompt + gold knows which tokens cross the prompt's end;
+sharing the prompt's samples between both, a ratio estimator, missed those tokens and was biased in tests). The
+log of an unbiased estimate is biased low by about se^2 / 2; ``ess`` = (sum w)^2 / sum w^2 flags weight
+degeneracy. How well the stated standard error covers the truth is measured against the exact n-gram answer by
+``scripts/eval_continuation.py`` (a heavy-tailed weight distribution can make it too small).
 
 Proposal. A unigram lattice over the tokenizer's ordinary pieces (scores: the SentencePiece log-probabilities;
 byte tokens get the unknown-character score min - 10): q(j, s) proportional to exp(alpha * score(s)) * G_j, with
@@ -46,11 +43,11 @@ from backend.services.continuation.tokenizer import PieceIndex, Tokenizer
 @dataclass
 class Estimate:
     log_prob: float  # log P^(gold | prompt)
-    se: float  # its standard error (delta method)
+    se: float  # its standard error (delta method, both estimates)
     log_prompt: float  # log P^(prompt)
     se_prompt: float
-    ess: float  # effective sample size of the prompt weights
-    n: int
+    ess: float  # the smaller effective sample size of the two estimates
+    n: int  # samples per estimate
 
 
 class _Tables:
@@ -60,8 +57,7 @@ class _Tables:
                  log_z: np.ndarray, log_g: dict[int, np.ndarray], log_total: np.ndarray):
         self.text, self.edges, self.finals = text, edges, finals
         self.log_z, self.log_g, self.log_total = log_z, log_g, log_total
-        # no token sequence spells the text under these constraints (e.g. no token both crosses the prompt's end
-        # and agrees with the gold): it contributes nothing
+        # no token sequence spells the text (impossible with byte tokens in the vocabulary)
         self.empty = not finals or not np.isfinite(log_total).any()
 
 
@@ -84,19 +80,19 @@ class LatticeProposal:
         scores = np.where(np.array(tok.is_byte_token), floor, raw)
         return cls(pieces, scores, alphas)
 
-    def tables(self, text: bytes, min_first: int = 1) -> _Tables:
-        """Lattice of ``text``: segmentations of text[:j] (first token at least ``min_first`` bytes), j < len."""
+    def tables(self, text: bytes) -> _Tables:
+        """Lattice of ``text``: the segmentations of text[:j] for every last boundary j < len(text)."""
         n = len(text)
         edges: list[list[tuple[int, int]]] = [[] for _ in range(n)]  # edges[e] = [(start, token)]
         for i in range(n - 1):
             chunk = text[i : i + self.maxlen]
             for t in self.index.proper_prefixes(chunk) + self.index.exact(chunk):
                 e = i + len(self.pieces[t])
-                if e <= n - 1 and (i > 0 or e >= min_first):
+                if e <= n - 1:
                     edges[e].append((i, t))
         finals = {}
         for j in range(max(0, n - self.maxlen), n):
-            toks = [t for t in self.index.extensions(text[j:]) if j > 0 or len(self.pieces[t]) >= min_first]
+            toks = self.index.extensions(text[j:])
             if toks:
                 finals[j] = toks
         k = len(self.alphas)

@@ -100,21 +100,28 @@ def gap_table(cuts: Sequence[Cut], model: dict, ref: dict, ref_name: str) -> str
 
 
 def tuning_table(cuts: Sequence[Cut], results: dict, alphas: Sequence[float]) -> tuple[str, float]:
-    """Dev exact match of the random-segmentation n-gram (naive decoding) per alpha; the best alpha."""
-    base = np.asarray(results["canonical"]["systems"]["naive"]["exact"], bool)
-    lines = ["| alpha | n | exact@5, all cuts | (a) inside | (b) word | (c) token | Δ vs canonical n-gram, all "
-             "cuts [95% CI] |", "|---:|---:|---:|---:|---:|---:|---:|"]
-    scores = {}
+    """Dev exact match of the random-segmentation n-gram (naive decoding) per alpha, and the chosen alpha.
+
+    Rule (fixed before any test-set run): the largest alpha (the least randomised segmentation) whose paired
+    difference from the best alpha is not resolved, i.e. its 95 % interval still contains 0.
+    """
+    base = np.asarray(results["canonical"]["systems"]["naive"]["exact"], float)
+    ex = {a: np.asarray(results[a]["systems"]["naive"]["exact"], float) for a in alphas}
+    best = max(alphas, key=lambda a: (ex[a].mean(), -a))
+    vs_best = {a: paired_bootstrap(ex[a], ex[best]) for a in alphas}
+    chosen = max(a for a in alphas if a == best or vs_best[a].high >= 0)
+    lines = ["| alpha | n | exact@5, all cuts | (a) inside | (b) word | (c) token | Δ vs canonical n-gram [95% CI] | "
+             "Δ vs best alpha [95% CI] | b / c vs best |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for a in alphas:
-        ex = np.asarray(results[a]["systems"]["naive"]["exact"], bool)
-        scores[a] = float(ex.mean())
-        per = [_pct(ex[_sel(cuts, None, k)]) for k in KINDS]
-        lines.append(f"| {a:g} | {len(ex)} | {_pct(ex)} | " + " | ".join(per) + f" | "
-                     f"{_diff(ex.astype(float), base.astype(float), 1, 100)} pp |")
+        per = [_pct(ex[a][_sel(cuts, None, k)].astype(bool)) for k in KINDS]
+        mark = " (chosen)" if a == chosen else (" (best)" if a == best else "")
+        res = mcnemar(ex[a], ex[best])
+        vb = "-" if a == best else f"{vs_best[a].format(1, 100)} pp | {res.b} / {res.c}"
+        lines.append(f"| {a:g}{mark} | {len(ex[a])} | {_pct(ex[a])} | " + " | ".join(per) +
+                     f" | {_diff(ex[a], base, 1, 100)} pp | {vb}" + (" | - |" if a == best else " |"))
     lines.append(f"| canonical | {len(base)} | {_pct(base)} | "
-                 + " | ".join(_pct(base[_sel(cuts, None, k)]) for k in KINDS) + " | - |")
-    best = max(alphas, key=lambda a: (scores[a], -a))
-    return "\n".join(lines), best
+                 + " | ".join(_pct(base[_sel(cuts, None, k)]) for k in KINDS) + " | - | - | - |")
+    return "\n".join(lines), chosen
 
 
 def seeds_table(cuts: Sequence[Cut], rows: dict[str, list[dict]], label_of: dict[str, str], m: int,
