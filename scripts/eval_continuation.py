@@ -1,19 +1,23 @@
 """Evaluate continuation methods and models on ALL held-out sentences (or the dev split), per language, with
 paired statistics, the exact reference for the n-gram and importance-sampled marginals for the GPT.
 
-    .venv/bin/python scripts/eval_continuation.py --split test            # evaluate what is missing, print tables
-    .venv/bin/python scripts/eval_continuation.py --split test --report   # only print tables from the records
-    .venv/bin/python scripts/eval_continuation.py --split dev --tune-alpha 0.02,0.05,0.1,0.2,0.5,1
+    .venv/bin/python scripts/eval_continuation.py --split dev --tune-alpha 0,0.005,0.01,0.02,0.05,0.1,0.2,0.3,0.5,1 \
+        --readme backend/services/continuation/README.md     # the random-segmentation alpha, on the dev split
+    .venv/bin/python scripts/eval_continuation.py --split test --models ngram   # evaluate what is missing, print
+    .venv/bin/python scripts/eval_continuation.py --split test --models gpt
+    .venv/bin/python scripts/eval_continuation.py --split test --report --readme backend/services/continuation/README.md
 
-Models (each evaluated once; its records are cached in ``--records``/<split>/<model>.json):
+Models (each evaluated once; its per-cut records are cached in ``--records``/<split>/<model>.json):
 - ``ngram``: Kneser-Ney token trigram on the canonical tokenization of the corpus (built in seconds);
-- ``ngram-randseg-{exact,legacy}-s<seed>``: the same trigram on one random segmentation of the corpus (the same
-  text, read once), drawn by the tokenize service's exact or legacy sampler at ``--alpha``;
-- ``gpt-canonical-s<seed>``, ``gpt-randseg-{exact,legacy}-s<seed>``: the tiny GPTs trained by
-  ``scripts/train_continuation.py`` (``--runs``; seed 0 of each is shipped in the package's data/).
-Systems: every model is decoded naively and with the fixes; the canonical models also with the llama.cpp rule and
-HF-style healing. References: exact P(gold | prompt text) for every n-gram (dynamic programming), an
-importance-sampling estimate with its standard error for every GPT.
+- ``ngram-randseg-{exact,legacy}-a<alpha>-s<seed>``: the same trigram on one random segmentation of the corpus
+  (the same text, read once), drawn by the tokenize service's exact or legacy sampler;
+- ``gpt``: the shipped GPT (12000 steps, canonical tokenization), decoded with every method;
+- ``gpt<steps>-canonical-s<seed>``, ``gpt<steps>-randseg-{exact,legacy}-a<alpha>-s<seed>``: the GPT study, trained
+  by ``scripts/train_continuation.py`` at ``--gpt-steps`` canonical steps (checkpoints in ``--runs``).
+Systems: canonical models with naive decoding, Su's back-off, the multi-token back-off with guidance's and with
+llama.cpp's rule, and HF-style healing; random-segmentation models naively and with the back-offs. References:
+exact P(gold | prompt text) for every n-gram (dynamic programming, ``exact.py``), an importance-sampling estimate
+with its standard error for every GPT (``marginal.py``, on every ``--is-every``-th cut of each group).
 
 Deterministic: seeded cuts, greedy decoding, seeded samplers and bootstrap.
 """
@@ -58,6 +62,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--limit", type=int, default=0, help="only the first N cuts (quick checks)")
     p.add_argument("--report", action="store_true", help="print tables from the records only")
     p.add_argument("--tune-alpha", default="", help="comma-separated alphas: tune the n-gram baseline on --split")
+    p.add_argument("--readme", default="", help="also write the report between the eval markers of this file")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args()
 
@@ -236,7 +241,22 @@ def main() -> None:
 
     from backend.services.continuation.report import full_report
 
-    print(full_report(setting.cuts, results, args.m, alpha, seeds, args.gpt_steps))
+    report = full_report(setting.cuts, results, args.m, alpha, seeds, args.gpt_steps)
+    print(report)
+    if args.readme:
+        write_between_markers(Path(args.readme), "eval", report)
+
+
+def write_between_markers(path: Path, name: str, text: str) -> None:
+    """Replace what lies between <!-- name:start --> and <!-- name:end --> in ``path`` (the README's tables)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    doc = path.read_text(encoding="utf-8")
+    if start not in doc or end not in doc:
+        raise SystemExit(f"{path}: the markers {start} and {end} are missing")
+    head, rest = doc.split(start, 1)
+    _, tail = rest.split(end, 1)
+    path.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
+    print(f"wrote the tables into {path}")
 
 
 def tune(setting: Setting, args: argparse.Namespace, folder: Path, alphas: list[float]) -> None:
@@ -254,6 +274,8 @@ def tune(setting: Setting, args: argparse.Namespace, folder: Path, alphas: list[
         results[a] = evaluate_model(setting, name, lm, [RANDSEG_SYSTEMS[0]], "none", args, path)
     text, best = tuning_table(setting.cuts, results, alphas)
     print(text)
+    if args.readme and args.split == "dev" and not args.limit:
+        write_between_markers(Path(args.readme), "tune", text)
     if args.split == "dev" and not args.limit:
         TUNED.write_text(json.dumps({"alpha": best, "criterion": f"dev exact@{args.m}, all cuts pooled, naive "
                                      "decoding, n-gram; the largest alpha not resolved worse than the best (paired 95% interval contains 0)",
