@@ -10,15 +10,29 @@ from backend.redirector.resolver import CONTEXTS, DEFAULT_BASE, resolve
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import os
+
     from werkzeug.serving import run_simple
 
     from backend import create_app
+    from backend.config import load_config
+    from backend.web.server import Sidecars, sidecar_commands, worker_environment
 
     overrides = {key: value for key, value in (("HOST", args.host), ("PORT", args.port)) if value is not None}
+    settings = load_config(overrides)
+    # As under gunicorn: the stove scheduler and the job workers run in their own processes (WEB_SIDECARS).
+    os.environ.update(worker_environment(settings))
+    sidecars = Sidecars(sidecar_commands(settings)) if settings["WEB_SIDECARS"] else None
     app = create_app(overrides)
     host, port = app.config["HOST"], int(app.config["PORT"])
+    if sidecars is not None:
+        sidecars.start()
     print(f"Cool Papers companion backend on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        if sidecars is not None:
+            sidecars.stop()
     return 0
 
 

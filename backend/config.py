@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
@@ -69,12 +70,42 @@ class WebConfig(_Section):
     MAX_CONTENT_LENGTH: Int = Field(16 * MiB + 64 * 1024, ge=1, le=4096 * MiB)
     MAX_JSON_BYTES: Int = Field(4 * MiB, ge=1, le=1024 * MiB)  # JSON request bodies
     VALIDATE_RESPONSES: Bool = False  # on in tests: responses are checked against their declared schema
+    MAX_JSON_DEPTH: Int = Field(64, ge=1, le=10_000)  # nesting of a JSON body, checked before parsing (400 beyond)
+    # Host headers served (DNS rebinding guard): add the names and addresses people use on a LAN ([] accepts any
+    # host). IPv6 literals cannot be listed (werkzeug's check); use a name for an IPv6 address.
+    TRUSTED_HOSTS: Annotated[list[Name], FromJson] = ["127.0.0.1", "localhost"]
+    # compute requests running at once per process; one more gets 503 + Retry-After
+    COMPUTE_CONCURRENCY: Int = Field(2, ge=1, le=1024)
+    COMPUTE_RETRY_AFTER_S: Int = Field(2, ge=1, le=3600)  # the Retry-After of those 503s
+    # a direct (synchronous) answer's time budget: estimated longer -> job or 422
+    SYNC_MAX_SECONDS: Seconds = Field(10.0, le=3600)
+    SYNC_OVERRUN_FACTOR: Float = Field(2.0, ge=1, le=1000)  # a run still going after SYNC_MAX_SECONDS x this stops
+    SECURITY_HEADERS: Bool = True  # CSP, frame-ancestors, nosniff, Referrer-Policy, COOP on every response
+    # Production server (gunicorn.conf.py): workers, threads, and how long a client may take to send a request.
+    WEB_WORKERS: Int = Field(2, ge=1, le=256)  # gunicorn worker processes (jobs and the stove run beside them)
+    WEB_THREADS: Int = Field(16, ge=1, le=1024)  # threads per worker: a slow client holds one thread, not a worker
+    WEB_HEADER_TIMEOUT_S: Seconds = Field(10.0, le=3600)  # request line + headers must arrive within this
+    WEB_BODY_TIMEOUT_S: Seconds = Field(60.0, le=3600)  # the whole body within this (16 MiB at ~300 kB/s)
+    # Python's thread switch interval in web workers: how soon a control request gets the GIL back under compute
+    WEB_GIL_SWITCH_S: Float = Field(0.001, ge=1e-5, le=0.1)
+    WEB_SIDECARS: Bool = True  # gunicorn and `serve` run the stove scheduler and the job workers as own processes
 
 
 # --------------------------------------------------------------------------------------------- redirector
 class RedirectorConfig(_Section):
     COOLPAPERS_BASE: HttpUrl() = "https://papers.cool"
     RESOLVE_MAX_QUERY_BYTES: Int = Field(64 * 1024, ge=1, le=16 * MiB)
+
+    @model_validator(mode="after")
+    def _base_is_a_plain_prefix(self) -> "RedirectorConfig":
+        # Targets are the base + "/arxiv/...": a query, a fragment, a quote or a "." / ".." segment (also %2e)
+        # in the base would make browsers resolve them elsewhere (issue 15: a base with a path is never left).
+        base = self.COOLPAPERS_BASE
+        dot_segment = any(s.lower().replace("%2e", ".") in (".", "..") for s in urlsplit(base).path.split("/"))
+        if dot_segment or any(c in base for c in "?#\"'<>\\"):
+            raise refuse("an http(s) URL without query, fragment, quotes, backslashes or . and .. path segments",
+                         setting="COOLPAPERS_BASE")
+        return self
 
 
 # --------------------------------------------------------------------------------------------- jobs
@@ -93,6 +124,13 @@ class JobsConfig(_Section):
     JOBS_INLINE_RESULT_BYTES: Int = Field(256 * 1024, ge=0, le=1024 * MiB)
     JOBS_MAX_RESULT_BYTES: Int = Field(64 * MiB, ge=1, le=64 * 1024 * MiB)  # a larger result fails its job
     JOBS_MAX_PENDING: Int = Field(1000, ge=1, le=10_000_000)  # queued + running jobs; more submissions get 429
+    # queued + running jobs of one owner (API token, or client address); 429 beyond
+    JOBS_MAX_PENDING_PER_CLIENT: Int = Field(20, ge=1, le=10_000_000)
+    # all stored results together; the oldest finished jobs go first
+    JOBS_MAX_STORED_BYTES: Int = Field(1024 * MiB, ge=1, le=1024 * 1024 * MiB)
+    JOBS_KEY_SECRET: OptionalToken = ""  # signs job keys; "" = generated once into <INSTANCE_DIR>/jobs_key_secret
+    JOBS_DEMO_MAX_SECONDS: Seconds = Field(60.0, le=DAY_S)  # jobs.demo_sleep: steps x step_s
+    JOBS_DEMO_MAX_PAYLOAD_KB: Int = Field(256, ge=0, le=4096)  # jobs.demo_sleep: filler in its result
     # a job still running after this fails at its next progress call
     JOBS_MAX_RUNTIME_S: Seconds = Field(3600.0, le=30 * DAY_S)
     JOBS_KEEP_FINISHED: Int = Field(5000, ge=1, le=10_000_000)  # older finished jobs and their results are deleted
@@ -191,6 +229,8 @@ class MadConfig(_Section):
     MAD_MAX_WORK: Float = Field(2.5e12, gt=0, le=1e18)
     # runs up to ~1 s answer directly; larger ones become a mad.simulate job (202)
     MAD_SYNC_MAX_WORK: Float = Field(5e9, ge=0, le=1e18)
+    # work units one core does per second: a run's estimated seconds for SYNC_MAX_SECONDS
+    MAD_WORK_PER_SECOND: Float = Field(5e9, gt=0, le=1e18)
 
 
 # --------------------------------------------------------------------------------------------- stove
@@ -198,6 +238,8 @@ BurnerId = Pattern(r"[a-z0-9][a-z0-9_-]{0,31}", "a burner id (lowercase letters,
 PersonName = Pattern(r"[\w.@-]+", "a person's name (letters, digits, '.', '@', '-', '_')")
 EntityId = Pattern(r"[a-z_]+\.[a-z0-9_]+", "a Home Assistant entity id such as switch.stove_relay_1")
 MiioToken = Pattern(r"[0-9a-fA-F]{32}", "a miIO token of 32 hex digits", optional=True)
+HaNotifyService = Pattern(r"(notify\.)?[a-z0-9_]+", "a Home Assistant notify service such as notify.mobile_app_phone",
+                          optional=True)
 
 
 def _distinct(values: list[str]) -> list[str]:
@@ -236,14 +278,22 @@ class StoveConfig(_Section):
     # optional per-person tokens {"name": "token"}: the audit log names the person
     STOVE_API_TOKENS: Annotated[dict[PersonName, Token], FromJson, Field(json_schema_extra={SECRET: True})] = {}
     STOVE_TOKEN_FILE: WritableFile("<INSTANCE_DIR>/stove_api_token, mode 0600") = ""  # where a generated token is kept
-    STOVE_AUDIT_REQUIRES_AUTH: Bool = True  # the audit log names who did what: token required to read it
-    STOVE_AUDIT_MAX_ROWS: Int = Field(100000, ge=100, le=10**9)  # older audit rows are pruned
+    # accepted actions stay in the audit log at least this long ...
+    STOVE_AUDIT_KEEP_DAYS: Float = Field(365.0, ge=1, le=36_500)
+    # ... and the newest this many stay in any case (refused requests are counted apart, never pruning these)
+    STOVE_AUDIT_MIN_ROWS: Int = Field(10_000, ge=100, le=10**9)
+    # refused requests: counters per client, minute, endpoint and reason; the newest this many are kept
+    STOVE_REFUSALS_MAX_ROWS: Int = Field(100_000, ge=100, le=10**8)
     STOVE_AUDIT_PAGE_MAX: Int = Field(500, ge=1, le=100_000)  # cap on GET /api/stove/audit?limit=
     STOVE_ACTOR_MAX_CHARS: Int = Field(64, ge=1, le=150)  # cap on the X-Stove-Actor label recorded in the audit log
     # a shutoff/restore request waits this long for delivery, then answers 202
     STOVE_REQUEST_WAIT_S: Seconds = Field(15.0, le=600)
     # scheduler tick (timer precision, standby takeover, cross-process pickup)
     STOVE_POLL_S: Seconds = Field(0.25, ge=0.01, le=60)
+    # leadership lease: a leader renews it every third of this; a standby takes over when it is not renewed
+    # for this long (a frozen or dead leader); timers are late by at most STOVE_LEASE_S + STOVE_POLL_S then
+    STOVE_LEASE_S: Seconds = Field(5.0, ge=0.2, le=600)
+    STOVE_ALERT_AFTER_FAILURES: Int = Field(3, ge=1, le=1000)  # failed scheduler steps in a row before an alert
     STOVE_SCHEDULER: Bool = True  # False: this process only queues; `python -m backend.services.stove` executes
     STOVE_SIM_RELEASE_S: Seconds = Field(1.0, le=120)  # simulated valve's release time
     STOVE_SIM_WIRING: Literal["NC", "NO"] = "NC"  # simulated relay terminal
@@ -257,6 +307,8 @@ class StoveConfig(_Section):
         "left": (2, 1), "right": (3, 1)}  # burner -> [siid, piid] (see the relay's miot-spec)
     STOVE_DEVICE_TIMEOUT_S: Seconds = Field(3.0, le=120)  # per device call
     # alerts are POSTed here as JSON (e.g. ntfy, Home Assistant webhook); "" = log + DB
+    # Home Assistant notify service for alerts (e.g. notify.mobile_app_phone); needs STOVE_HA_URL + STOVE_HA_TOKEN
+    STOVE_HA_NOTIFY: HaNotifyService = ""
     STOVE_ALERT_WEBHOOK: HttpUrl(optional=True) = ""
 
     @model_validator(mode="after")
@@ -275,6 +327,11 @@ class StoveConfig(_Section):
             if not self.STOVE_MIIO_TOKEN:
                 raise refuse("set (32 hex digits) for the miio adapter", setting="STOVE_MIIO_TOKEN")
             _cover(burners, self.STOVE_MIIO_PROPS, "STOVE_MIIO_PROPS")
+        if self.STOVE_HA_NOTIFY and not self.STOVE_HA_TOKEN:
+            raise refuse("empty unless STOVE_HA_TOKEN is set (the notify call needs it)", setting="STOVE_HA_NOTIFY")
+        if self.STOVE_LEASE_S < 4 * self.STOVE_POLL_S:
+            raise refuse(f"at least 4 x STOVE_POLL_S ({4 * self.STOVE_POLL_S:g} s): the leader renews it every "
+                         "third and must get a turn in between", setting="STOVE_LEASE_S")
         seen = {self.STOVE_API_TOKEN}
         for name, token in self.STOVE_API_TOKENS.items():
             if len(name) > self.STOVE_ACTOR_MAX_CHARS:
@@ -293,9 +350,17 @@ def _cover(burners: list[str], mapping: Mapping[str, Any], setting: str) -> None
         raise refuse(f"an object with an entry for every burner (missing: {', '.join(missing)})", setting=setting)
 
 
+# --------------------------------------------------------------------------------------------- api access
+class AccessConfig(_Section):
+    # bearer token for compute and job endpoints; "" and no API_TOKENS = loopback clients only
+    API_TOKEN: OptionalToken = ""
+    # per-person tokens {"name": "token"} for compute and jobs (jobs record their owner)
+    API_TOKENS: Annotated[dict[PersonName, Token], FromJson, Field(json_schema_extra={SECRET: True})] = {}
+
+
 # --------------------------------------------------------------------------------------------- all of them
 class Settings(WebConfig, RedirectorConfig, JobsConfig, TokenizeConfig, ContinuationConfig, AttentionConfig,
-               MatrixConfig, MadConfig, StoveConfig):
+               MatrixConfig, MadConfig, StoveConfig, AccessConfig):
     """Every setting of the backend. Rules that join settings of several services go here."""
 
     @model_validator(mode="after")

@@ -1,4 +1,4 @@
-"""WSGI entry point for production servers: ``gunicorn -w 2 'backend.wsgi:app'``."""
+"""WSGI entry point for production: ``gunicorn backend.wsgi:app`` (settings in the repository's gunicorn.conf.py)."""
 
 from backend import create_app
 

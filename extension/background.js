@@ -2,9 +2,10 @@
 // command, test message) goes through handleClick(), so the e2e tests exercise the menu's own path.
 // Listeners are registered synchronously at the top level, as MV3 requires for a worker that
 // may be woken by the event itself.
-import { resolve, resolveClick } from "./resolver.js";
+import { resolve, resolveClick, isOneUrl } from "./resolver.js";
 import { loadSettings } from "./settings.js";
 import { PAGE_MENU_PATTERNS } from "./hosts.js";
+import { describe, joinList } from "./labels.js";
 
 export const MENU_ANYWHERE = "cool-papers-selection-link";
 export const MENU_PAGE = "cool-papers-page";
@@ -101,15 +102,25 @@ export async function openTarget(url, tab, mode, { active = true } = {}) {
   return win.tabs?.[0] ?? null;
 }
 
-/** Why nothing was found, in words the notification can show. */
+/** Why nothing was found, in words the notification (and the popup, and the omnibox) can show. */
 export function explainNothing(info) {
+  const selection = typeof info?.selectionText === "string" && info.selectionText.trim() ? info.selectionText : "";
+  // Text typed or pasted (or selected) that is one URL: it names no paper, and it is not searched for.
+  if (selection && isOneUrl(selection) && !info?.linkUrl && !info?.pageUrl) return msg("notifyNoPaperInUrl");
   const checked = [];
-  if (typeof info?.selectionText === "string" && info.selectionText.trim()) checked.push(msg("inputSelection"));
+  if (selection) checked.push(msg("inputSelection"));
   if (info?.linkUrl) checked.push(msg("inputLink"));
   if (info?.pageUrl) checked.push(msg("inputPage"));
   if (info?.frameUrl && info.frameUrl !== info.pageUrl) checked.push(msg("inputFrame"));
   if (!checked.length) return msg("notifyNoInput");
-  return msg("notifyNothingFound", [checked.join(", ")]);
+  return msg("notifyNothingFound", [joinList(checked, msg)]);
+}
+
+/** The tab's title goes with its address: the title fallback on publishers' pages reads it (activeTab grants it). */
+function withTitle(info, tab) {
+  if (!info || typeof info !== "object" || typeof info.pageTitle === "string") return info;
+  if (typeof tab?.title !== "string" || !info.pageUrl || (tab.url && tab.url !== info.pageUrl)) return info;
+  return { ...info, pageTitle: tab.title };
 }
 
 async function notifyNothing(info) {
@@ -131,7 +142,7 @@ async function notifyNothing(info) {
  */
 export async function handleClick(info, tab, options = {}) {
   const settings = await loadSettings(chrome.storage.sync);
-  const clean = info && typeof info === "object" ? info : {};
+  const clean = info && typeof info === "object" ? withTitle(info, tab) : {};
   const resolution = resolveClick(clean, settings.base);
   if (!resolution) {
     const note = await notifyNothing(clean);
@@ -142,22 +153,21 @@ export async function handleClick(info, tab, options = {}) {
   return { ok: true, resolution, mode, tabId: opened?.id ?? null };
 }
 
-/** Text typed or pasted by the user: scanned as a selection, and as a link when it is a URL. */
+/** Text typed or pasted by the user is a selection: one URL yields its paper or nothing, never a search. */
 export function infoFromText(text) {
-  const value = String(text ?? "");
-  const info = { selectionText: value };
-  if (/^\s*https?:\/\//i.test(value)) info.linkUrl = value.trim();
-  return info;
+  return { selectionText: String(text ?? "") };
 }
 
 function escapeXml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" })[c]);
 }
 
-export function describeResolution(resolution) {
-  if (!resolution) return msg("omniboxNothing");
-  const what = resolution.ids.length ? resolution.ids.join(", ") : resolution.target;
-  return msg("omniboxOpen", [msg(`kind_${resolution.kind}`), what]);
+/** The omnibox line: what Enter opens, in people's words ("open OpenReview B18WgG-CZ", "search for ..."). */
+export function describeResolution(resolution, text = "") {
+  if (!resolution) return msg(isOneUrl(text) ? "omniboxNoPaperInUrl" : "omniboxNothing");
+  const { kind, text: what } = describe(resolution, msg);
+  if (resolution.kind === "search") return msg("omniboxSearch", [what]);
+  return msg("omniboxOpen", [kind, what]);
 }
 
 chrome.runtime.onInstalled.addListener(() => {
@@ -166,7 +176,7 @@ chrome.runtime.onInstalled.addListener(() => {
 
 chrome.contextMenus.onClicked.addListener((info, tab) => {
   if (info.menuItemId !== MENU_ANYWHERE && info.menuItemId !== MENU_PAGE) return;
-  handleClick(info, tab).catch(logFailure("redirect"));
+  handleClick(withTitle(info, tab), tab).catch(logFailure("redirect"));
 });
 
 /**
@@ -188,13 +198,13 @@ async function tabUrl(tab) {
 export async function onCommand(command, tab) {
   if (command !== COMMAND_REDIRECT) return { ok: false, error: `unknown command ${command}` };
   const here = await effectiveTab(tab);
-  return handleClick({ pageUrl: await tabUrl(here) }, here, { mode: "currentTab" });
+  return handleClick(withTitle({ pageUrl: await tabUrl(here) }, here), here, { mode: "currentTab" });
 }
 
 /** Omnibox "cool <text>": the suggestion line says what Enter will open. */
 export async function omniboxDescription(text) {
   const settings = await loadSettings(chrome.storage.sync);
-  return escapeXml(describeResolution(resolveClick(infoFromText(text), settings.base)));
+  return escapeXml(describeResolution(resolveClick(infoFromText(text), settings.base), text));
 }
 
 /** Omnibox Enter: the disposition decides the tab, whatever the stored tab mode. */

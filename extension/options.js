@@ -10,9 +10,21 @@ function show(settings) {
   document.getElementById(`open-${settings.openIn}`).checked = true;
 }
 
-function report(text, ok) {
+const useSuggestion = document.getElementById("use-suggestion");
+
+function report(text, ok, suggestion = null) {
   status.textContent = text;
   status.className = `status ${ok ? "ok" : "bad"}`;
+  // "127.0.0.1:5602" without a scheme: offer the URL meant, one click away
+  useSuggestion.hidden = !suggestion;
+  if (suggestion) {
+    useSuggestion.textContent = t("optionsUseSuggestion", [suggestion]);
+    useSuggestion.dataset.base = suggestion;
+  }
+}
+
+function currentMode() {
+  return form.querySelector("input[name=openIn]:checked")?.value ?? DEFAULT_SETTINGS.openIn;
 }
 
 async function save(values) {
@@ -21,14 +33,19 @@ async function save(values) {
     show(stored);
     report(t("optionsSaved"), true);
   } catch (err) {
-    report(t(err.message), false);
+    const suggestion = err.suggestion ?? null;
+    report(suggestion ? t(err.message, [suggestion]) : t(err.message), false, suggestion);
   }
 }
 
+useSuggestion.addEventListener("click", () => {
+  baseInput.value = useSuggestion.dataset.base ?? "";
+  save({ base: baseInput.value, openIn: currentMode() });
+});
+
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  const openIn = form.querySelector("input[name=openIn]:checked")?.value ?? DEFAULT_SETTINGS.openIn;
-  save({ base: baseInput.value, openIn });
+  save({ base: baseInput.value, openIn: currentMode() });
 });
 
 document.getElementById("reset").addEventListener("click", () => save({ ...DEFAULT_SETTINGS }));

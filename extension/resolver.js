@@ -90,12 +90,109 @@ function quoteChar(char) {
 }
 
 const UNSAFE_PATH = /[^A-Za-z0-9\-._~/,@+=&?%:]/gu;
+const ENCODED_DOT = /%2e/gi;
 
-/** Re-encode a papers.cool path so that it stays a path on the base (no scheme, no host, no quotes). */
+/** 1 for ".", 2 for "..", else 0; "%2e" counts as a dot, as browsers resolve it. */
+function dotSegment(segment) {
+  if (segment.length > 6 || !segment) return 0;
+  const plain = segment.replace(ENCODED_DOT, ".");
+  return plain === "." ? 1 : plain === ".." ? 2 : 0;
+}
+
+/** RFC 3986 remove_dot_segments for an absolute path: ".." never climbs above "/". */
+function removeDotSegments(path) {
+  const segments = path.split("/").slice(1);
+  const out = [];
+  segments.forEach((segment, i) => {
+    const kind = dotSegment(segment);
+    if (kind === 0) {
+      out.push(segment);
+      return;
+    }
+    if (kind === 2 && out.length) out.pop();
+    if (i === segments.length - 1) out.push(""); // "/a/.." is the folder "/", not "/a"
+  });
+  return `/${out.join("/")}`;
+}
+
+/** Re-encode a papers.cool path so that it stays a path on the base (no scheme, no host, no quotes, no ..). */
 function safePath(path) {
   let out = `/${path.replace(/^\/+/, "")}`;
   out = out.split("#", 1)[0];
+  const at = out.indexOf("?");
+  out = at < 0 ? removeDotSegments(out) : removeDotSegments(out.slice(0, at)) + out.slice(at);
   return out.replace(UNSAFE_PATH, quoteChar);
+}
+
+/** Whether a browser following `target` stays under `base`: same prefix, no dot segment in the path. */
+export function staysUnder(base, target) {
+  const root = trimSlashes(base);
+  if (!target.startsWith(`${root}/`)) return false;
+  const path = target.slice(root.length).split("?", 1)[0].split("#", 1)[0];
+  return !path.split("/").some((segment) => dotSegment(segment) !== 0);
+}
+
+// What browsers trim from titles; String.prototype.trim would also take Unicode spaces, Python's strip others.
+const HTML_SPACE_EDGES = /^[ \t\n\r\f]+|[ \t\n\r\f]+$/g;
+
+function trimHtmlSpace(text) {
+  return text.replace(HTML_SPACE_EDGES, "");
+}
+
+/** Code points, as Python's len() counts them; stops counting past `limit`. */
+function codePointsOver(text, limit) {
+  if (text.length <= limit) return false;
+  if (text.length > 2 * limit) return true;
+  let count = 0;
+  for (const _ of text) if (++count > limit) return true; // eslint-disable-line no-unused-vars
+  return false;
+}
+
+/** One arXiv id form (new id, ADS bibcode, old id, FTP path) and where its groups are. */
+class ArxivForm {
+  constructor(form) {
+    this.rule = new Rule(form);
+    const names = form.groups;
+    this.yy = names.indexOf("yy") + 1;
+    this.mm = names.indexOf("mm") + 1;
+    this.numbers = names.flatMap((name, i) => (name === "number" ? [i + 1] : []));
+    this.archive = form.scheme === "old" ? names.indexOf("archive") + 1 : 0;
+    Object.freeze(this);
+  }
+
+  number(m) {
+    for (const i of this.numbers) if (m[i]) return m[i];
+    return "";
+  }
+}
+
+/** The title fallback: which pages are publishers' paper pages, and how their titles are cleaned. */
+class TitleSearch {
+  constructor(rules) {
+    const flags = rules.flags ?? "";
+    const compileOne = (pattern) => new RegExp(pattern, flags);
+    this.maxChars = Number(rules.maxChars);
+    this.reject = compileOne(rules.reject);
+    this.clean = rules.clean.map((c) => [new RegExp(c.pattern, `g${flags}`), c.replace]);
+    this.sites = rules.sites.map((site) => [site.name, compileOne(site.page), site.strip.map(compileOne)]);
+    Object.freeze(this);
+  }
+
+  siteOf(pageUrl) {
+    const url = trimHtmlSpace(pageUrl);
+    return this.sites.find(([, page]) => page.test(url))?.[0] ?? null;
+  }
+
+  words(pageUrl, rawTitle, split) {
+    const url = trimHtmlSpace(pageUrl);
+    const site = this.sites.find(([, page]) => page.test(url));
+    if (!site) return [];
+    let title = trimHtmlSpace(rawTitle);
+    if (!title || codePointsOver(title, this.maxChars) || this.reject.test(title)) return [];
+    for (const [pattern, replacement] of this.clean) title = title.replace(pattern, replacement);
+    for (const pattern of site[2]) title = title.replace(pattern, "");
+    return split(title);
+  }
 }
 
 function resolution(kind, ids, target) {
@@ -107,14 +204,14 @@ export class Grammar {
   constructor(rules) {
     this.rules = rules;
     const { arxiv } = rules;
-    this.newId = new Rule(arxiv.new);
-    this.newFirst = Number(arxiv.new.firstYymm);
-    this.fourDigitLast = Number(arxiv.new.fourDigitLastYymm);
-    this.fiveDigitFirst = Number(arxiv.new.fiveDigitFirstYymm);
-    this.oldId = new Rule(arxiv.old);
-    this.oldFirst = oldMonthIndex(arxiv.old.firstYymm);
-    this.oldLast = oldMonthIndex(arxiv.old.lastYymm);
-    this.oldArchives = new Set(arxiv.old.archives);
+    const { newScheme, oldScheme } = arxiv;
+    this.newFirst = Number(newScheme.firstYymm);
+    this.fourDigitLast = Number(newScheme.fourDigitLastYymm);
+    this.fiveDigitFirst = Number(newScheme.fiveDigitFirstYymm);
+    this.oldFirst = oldMonthIndex(oldScheme.firstYymm);
+    this.oldLast = oldMonthIndex(oldScheme.lastYymm);
+    this.oldArchives = new Set(oldScheme.archives);
+    this.arxivForms = arxiv.forms.map((form) => new ArxivForm(form));
     this.arxivTarget = arxiv.target;
     this.venues = rules.venues.map((v) => [new Rule(v), v.id]);
     this.venueTarget = rules.venueTarget;
@@ -122,6 +219,8 @@ export class Grammar {
     this.categoryArchives = new Set(rules.category.archives);
     this.categoryTarget = rules.category.target;
     this.coolpapers = new Rule(rules.coolpapers);
+    this.oneUrl = new RegExp(rules.oneUrl.pattern, rules.oneUrl.flags ?? ""); // not global: test() keeps no state
+    this.titleSearch = new TitleSearch(rules.titleSearch);
     // The word class needs Unicode property escapes, hence the "u" flag (JS-only spelling in rules.json).
     this.searchWord = new RegExp(rules.search.wordPattern.javascript, "gu");
     this.searchMaxWords = Number(rules.search.maxWords);
@@ -148,17 +247,24 @@ export class Grammar {
   arxivIds(input) {
     const text = asText(input);
     const found = [];
-    for (const m of this.newId.matchAll(text)) {
-      const yymm = Number(m[1] + m[2]);
-      if (this.validNew(yymm, Number(m[2]), m[3])) found.push([m.index, `${m[1]}${m[2]}.${m[3]}`]);
-    }
-    for (const m of this.oldId.matchAll(text)) {
-      const [archive, yy, mm, number] = [m[1], m[3], m[4], m[5]];
-      if (this.oldArchives.has(archive) && this.validOld(Number(yy), Number(mm), number)) {
-        found.push([m.index, `${archive}/${yy}${mm}${number}`]);
+    let scanned = 0;
+    for (const form of this.arxivForms) {
+      const matches = form.rule.matchAll(text);
+      if (matches === NO_MATCHES) continue;
+      scanned += 1;
+      for (const m of matches) {
+        const [yy, mm, number] = [m[form.yy], m[form.mm], form.number(m)];
+        if (!form.archive) {
+          if (this.validNew(Number(yy + mm), Number(mm), number)) found.push([m.index, `${yy}${mm}.${number}`]);
+        } else {
+          const archive = m[form.archive].toLowerCase();
+          if (this.oldArchives.has(archive) && this.validOld(Number(yy), Number(mm), number)) {
+            found.push([m.index, `${archive}/${yy}${mm}${number}`]);
+          }
+        }
       }
     }
-    found.sort((a, b) => a[0] - b[0]); // stable, like Python's sort
+    if (scanned > 1) found.sort((a, b) => a[0] - b[0]); // stable, like Python's sort of (position, id)
     return unique(found.map((item) => item[1]));
   }
 
@@ -201,8 +307,8 @@ export class Grammar {
     return (text.match(this.searchWord) ?? []).slice(0, this.searchMaxWords);
   }
 
-  // --- resolution -------------------------------------------------------------------------------
-  /** Resolve one input; the keyword fallback runs only for a selection. */
+  // --- resolution ---------------------------------------------------------------------------------
+  /** Resolve one input; the keyword fallback runs only for a selection that is not one URL. */
   resolve(text, context = "selection", base = DEFAULT_BASE) {
     if (!CONTEXTS.includes(context)) throw new RangeError(`context must be one of ${CONTEXTS.join(", ")}`);
     if (typeof text !== "string" || !text.trim()) return null;
@@ -211,7 +317,10 @@ export class Grammar {
     return found;
   }
 
-  /** A right-click: selection, link, page, frame in that order; the first that yields decides. */
+  /**
+   * A right-click: selection, link, page, frame in that order; the first that yields decides.
+   * Then the selection's keyword search (unless it is one URL), else the title of a publisher's paper page.
+   */
   resolveClick(info, base = DEFAULT_BASE) {
     const data = info && typeof info === "object" ? info : {};
     for (const [key] of this.clickOrder) {
@@ -222,8 +331,23 @@ export class Grammar {
       }
     }
     const selection = data.selectionText;
-    if (typeof selection === "string" && selection.trim()) return this.search(selection, base);
+    if (typeof selection === "string" && selection.trim() && !this.isOneUrl(selection)) return this.search(selection, base);
+    const { pageUrl, pageTitle } = data;
+    if (typeof pageUrl === "string" && typeof pageTitle === "string") {
+      const words = this.titleSearch.words(pageUrl, pageTitle, (title) => this.searchWords(title));
+      if (words.length) return this.searchResolution(words, base);
+    }
     return null;
+  }
+
+  /** Whether `text` is one URL (after trimming spaces): such a selection never becomes a keyword search. */
+  isOneUrl(text) {
+    return typeof text === "string" && this.oneUrl.test(text);
+  }
+
+  /** The name of the publisher whose paper page `pageUrl` is (title fallback), or null. */
+  titleSite(pageUrl) {
+    return typeof pageUrl === "string" ? this.titleSearch.siteOf(pageUrl) : null;
   }
 
   scan(raw, base) {
@@ -240,13 +364,17 @@ export class Grammar {
     const category = this.categoryOf(text);
     if (category) return resolution("category", [category], base + format(this.categoryTarget, { category }));
     const path = this.coolpapersPath(text);
-    if (path !== null) return resolution("coolpapers", [], base + path);
+    if (path !== null && staysUnder(base, base + path)) return resolution("coolpapers", [], base + path);
     return null;
   }
 
   search(text, base) {
+    if (this.isOneUrl(text)) return null;
     const words = this.searchWords(text);
-    if (!words.length) return null;
+    return words.length ? this.searchResolution(words, base) : null;
+  }
+
+  searchResolution(words, base) {
     const query = encodeURIComponent(words.join(" "));
     return resolution("search", [], trimSlashes(base) + format(this.searchTarget, { query }));
   }
@@ -254,6 +382,11 @@ export class Grammar {
 
 export const RULES_DATA = RULES;
 export const grammar = new Grammar(RULES);
+
+/** Whether `text` is one URL (a pasted URL without a paper: "no paper in this URL", not a search). */
+export function isOneUrl(text) {
+  return grammar.isOneUrl(text);
+}
 
 /** Resolve `text` met in `context` ("selection", "link", "page" or "frame"). */
 export function resolve(text, context = "selection", base = DEFAULT_BASE) {

@@ -9,21 +9,46 @@ export const DEFAULT_SETTINGS = Object.freeze({
   openIn: "newTab",
 });
 
+// A host name with an optional port and path, typed without a scheme ("127.0.0.1:5602", "papers.cool/x").
+const BARE_HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*)(?::[0-9]{1,5})?(?:\/[^\s?#]*)?$/;
+// Loopback, private and single-label hosts are served over http (a local backend); the rest over https.
+const PLAIN_HTTP_HOST = /^(?:localhost|\[::1\]|127(?:\.[0-9]{1,3}){3}|0\.0\.0\.0|10(?:\.[0-9]{1,3}){3}|192\.168(?:\.[0-9]{1,3}){2}|172\.(?:1[6-9]|2[0-9]|3[01])(?:\.[0-9]{1,3}){2}|[A-Za-z0-9-]+|.*\.(?:local|lan|internal|home\.arpa))$/i;
+
+/** An error whose message is an i18n key; `suggestion` (when set) is a base the user probably meant. */
+export class BaseError extends Error {
+  constructor(key, suggestion = null) {
+    super(key);
+    this.suggestion = suggestion;
+  }
+}
+
+/** The URL meant by a base typed without a scheme: http:// for a local backend, https:// otherwise. */
+export function suggestBase(text) {
+  if (!BARE_HOST.test(text)) return null;
+  const host = text.replace(/(?::[0-9]+)?(?:\/.*)?$/, "");
+  return `${PLAIN_HTTP_HOST.test(host) ? "http" : "https"}://${text}`;
+}
+
 /**
- * Check and normalise a target base URL. Returns the base without trailing slashes, or throws
- * an Error whose message is an i18n key (so the options page can show it in the user's language).
+ * Check and normalise a target base URL. Returns the base without trailing slashes, or throws a
+ * BaseError whose message is an i18n key (so the options page can show it in the user's language).
  */
 export function normalizeBase(raw) {
   const text = String(raw ?? "").trim();
-  if (!text) throw new Error("errorBaseEmpty");
+  if (!text) throw new BaseError("errorBaseEmpty");
+  // "127.0.0.1:5602" is no URL, and "localhost:5602" would parse with the scheme "localhost:"
+  if (!/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(text)) {
+    const suggestion = suggestBase(text);
+    if (suggestion) throw new BaseError("errorBaseNoScheme", suggestion);
+  }
   let url;
   try {
     url = new URL(text);
   } catch {
-    throw new Error("errorBaseInvalid");
+    throw new BaseError("errorBaseInvalid");
   }
-  if (url.protocol !== "http:" && url.protocol !== "https:") throw new Error("errorBaseScheme");
-  if (url.search || url.hash || url.username || url.password) throw new Error("errorBaseExtra");
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new BaseError("errorBaseScheme");
+  if (url.search || url.hash || url.username || url.password) throw new BaseError("errorBaseExtra");
   // Targets are built as base + "/arxiv/..." so the base must not end with a slash.
   return (url.origin + url.pathname).replace(/\/+$/, "");
 }

@@ -1,7 +1,13 @@
-"""Build, validate and package the Chrome extension.
+"""Build, validate and package the browser extension (Chrome by default, or Firefox).
 
     .venv/bin/python scripts/build_extension.py --target prod   # dist/prod/, zip (Web Store) and CRX3
     .venv/bin/python scripts/build_extension.py --target dev    # dist/dev/: local backend, stable id
+    .venv/bin/python scripts/build_extension.py --browser firefox --target prod   # dist/firefox-prod/ + AMO zip/xpi
+
+The Firefox build is the same source with a Firefox manifest: Manifest V3 with background scripts (an ES
+module) instead of a service worker, browser_specific_settings.gecko (id, minimum version, data collection:
+none), the same permissions and content scripts, no key and no CRX; its package is the .zip that
+addons.mozilla.org takes (also written as .xpi). It passes Mozilla's addons-linter (tests/extension).
 
 Renders manifest.template.json (the version comes from pyproject.toml, the one version source),
 copies the runtime files of extension/ into dist/<target>/, writes build-config.js (the default
@@ -39,7 +45,12 @@ DEFAULT_KEY_DIR = ROOT / ".keys"
 KEY_FILE = "extension.pem"
 PACKAGE_NAME = "cool-papers-redirector"
 TARGETS = ("prod", "dev")
+BROWSERS = ("chrome", "firefox")
 PROD_BASE = "https://papers.cool"
+# Firefox: the add-on id (fixed, so that storage and the AMO listing survive updates) and the oldest ESR
+# the code runs on (ES module background scripts with JSON import attributes, MV3 activeTab, omnibox).
+GECKO_ID = "cool-papers-redirector@papers.cool"
+GECKO_MIN_VERSION = "140.0"
 
 # The permissions the code may ask for (the issue's ceiling) and the API each one must be used by.
 ALLOWED_PERMISSIONS = {
@@ -67,6 +78,7 @@ class ValidationError(Exception):
 @dataclass(frozen=True)
 class BuildResult:
     target: str
+    browser: str
     version: str
     directory: Path
     zip_path: Path | None
@@ -163,6 +175,25 @@ def dev_base() -> str:
     return f"http://{DEFAULTS['HOST']}:{DEFAULTS['PORT']}"
 
 
+def firefox_manifest(manifest: dict) -> dict:
+    """The Chrome manifest made Firefox's: background scripts (no service worker), gecko settings, no key."""
+    out = {k: v for k, v in manifest.items() if k not in ("key", "minimum_chrome_version")}
+    worker = manifest["background"]["service_worker"]
+    out["background"] = {"scripts": [worker], "type": manifest["background"].get("type", "module")}
+    out["browser_specific_settings"] = {
+        "gecko": {
+            "id": GECKO_ID,
+            "strict_min_version": GECKO_MIN_VERSION,
+            # AMO asks every new add-on to declare what it collects: nothing leaves the browser but the
+            # user's own navigation to the Cool Papers page they chose.
+            "data_collection_permissions": {"required": ["none"]},
+        },
+        # Firefox for Android reads that declaration from 142 on (desktop from 140)
+        "gecko_android": {"strict_min_version": "142.0"},
+    }
+    return out
+
+
 def render_manifest(target: str, version: str, public_key: bytes | None) -> dict:
     values = {"VERSION": version, "NAME_MESSAGE": "extNameDev" if target == "dev" else "extName"}
     text = TEMPLATE.read_text(encoding="utf-8")
@@ -238,7 +269,7 @@ def _match_host(pattern: str) -> str:
     return m.group(2) if m else ""
 
 
-def validate(directory: Path, *, target: str) -> list[str]:
+def validate(directory: Path, *, target: str, browser: str = "chrome") -> list[str]:
     """Everything wrong with a built extension folder (empty list: fit to ship)."""
     problems: list[str] = []
     manifest = json.loads((directory / "manifest.json").read_text(encoding="utf-8"))
@@ -268,9 +299,21 @@ def validate(directory: Path, *, target: str) -> list[str]:
     for page in pages:
         need(page, "page")
     background = manifest.get("background", {})
-    need(background.get("service_worker", ""), "background.service_worker")
+    if browser == "firefox":
+        scripts = background.get("scripts", [])
+        if not scripts or "service_worker" in background:
+            problems.append("Firefox: background.scripts (an event page), not background.service_worker")
+        for script in scripts:
+            need(script, "background.scripts")
+        gecko = manifest.get("browser_specific_settings", {}).get("gecko", {})
+        if not gecko.get("id") or not gecko.get("strict_min_version"):
+            problems.append("Firefox: browser_specific_settings.gecko needs an id and a strict_min_version")
+        if "key" in manifest or "minimum_chrome_version" in manifest:
+            problems.append("Firefox: no key and no minimum_chrome_version")
+    else:
+        need(background.get("service_worker", ""), "background.service_worker")
     if background.get("type") != "module":
-        problems.append("the service worker must be an ES module (background.type = module)")
+        problems.append("the background must be an ES module (background.type = module)")
     for i, script in enumerate(manifest.get("content_scripts", [])):
         for rel in script.get("js", []) + script.get("css", []):
             need(rel, f"content_scripts[{i}]")
@@ -390,10 +433,15 @@ def build(
     key_dir: Path = DEFAULT_KEY_DIR,
     package: bool = True,
     base: str | None = None,
+    browser: str = "chrome",
 ) -> BuildResult:
     if target not in TARGETS:
         raise ValueError(f"target must be one of {TARGETS}")
+    if browser not in BROWSERS:
+        raise ValueError(f"browser must be one of {BROWSERS}")
     version = project_version()
+    if browser == "firefox":
+        return _build_firefox(target, version, out=out, package=package, base=base)
     key = load_or_create_key(key_dir)
     spki = public_key_der(key)
     manifest = render_manifest(target, version, spki if target == "dev" else None)
@@ -405,13 +453,7 @@ def build(
     for rel in runtime_files(SOURCE):
         (directory / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(SOURCE / rel, directory / rel)
-    default_base = base or (dev_base() if target == "dev" else PROD_BASE)
-    config = {"target": target, "defaultBase": default_base.rstrip("/")}
-    (directory / "build-config.js").write_text(
-        "// Generated by scripts/build_extension.py; do not edit.\n"
-        f"export const BUILD = Object.freeze({json.dumps(config)});\n",
-        encoding="utf-8",
-    )
+    _write_config(directory, target, base, "chrome")
     (directory / "manifest.json").write_text(
         json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
     )
@@ -431,12 +473,48 @@ def build(
         zip_path.write_bytes(archive)
         crx_path = out / f"{stem}.crx"
         crx_path.write_bytes(crx3(archive, key))
-    return BuildResult(target, version, directory, zip_path, crx_path, extension_id(spki))
+    return BuildResult(target, "chrome", version, directory, zip_path, crx_path, extension_id(spki))
+
+
+def _write_config(directory: Path, target: str, base: str | None, browser: str) -> None:
+    default_base = base or (dev_base() if target == "dev" else PROD_BASE)
+    config = {"target": target, "browser": browser, "defaultBase": default_base.rstrip("/")}
+    (directory / "build-config.js").write_text(
+        "// Generated by scripts/build_extension.py; do not edit.\n"
+        f"export const BUILD = Object.freeze({json.dumps(config)});\n",
+        encoding="utf-8",
+    )
+
+
+def _build_firefox(target: str, version: str, *, out: Path, package: bool, base: str | None) -> BuildResult:
+    """dist/firefox-<target>/ and, packaged, <name>-<version>[-dev]-firefox.zip (and the same bytes as .xpi)."""
+    manifest = firefox_manifest(render_manifest(target, version, None))
+    directory = out / f"firefox-{target}"
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    for rel in runtime_files(SOURCE):
+        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(SOURCE / rel, directory / rel)
+    _write_config(directory, target, base, "firefox")
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    problems = validate(directory, target=target, browser="firefox")
+    if problems:
+        raise ValidationError("the built extension is not valid:\n  " + "\n  ".join(problems))
+    zip_path = None
+    if package:
+        suffix = "" if target == "prod" else "-dev"
+        archive = deterministic_zip(directory)
+        zip_path = out / f"{PACKAGE_NAME}-{version}{suffix}-firefox.zip"
+        zip_path.write_bytes(archive)
+        zip_path.with_suffix(".xpi").write_bytes(archive)
+    return BuildResult(target, "firefox", version, directory, zip_path, None, GECKO_ID)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Build, validate and package the Chrome extension.")
+    parser = argparse.ArgumentParser(description="Build, validate and package the browser extension.")
     parser.add_argument("--target", choices=TARGETS, default="prod")
+    parser.add_argument("--browser", choices=BROWSERS, default="chrome", help="chrome (default) or firefox")
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="output folder (default: dist/)")
     parser.add_argument(
         "--key-dir", type=Path, default=DEFAULT_KEY_DIR, help="signing key folder (default: .keys/, git-ignored)"
@@ -445,14 +523,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-package", action="store_true", help="build and validate the folder only")
     args = parser.parse_args(argv)
     try:
-        result = build(args.target, out=args.out, key_dir=args.key_dir, package=not args.no_package, base=args.base)
+        result = build(
+            args.target,
+            out=args.out,
+            key_dir=args.key_dir,
+            package=not args.no_package,
+            base=args.base,
+            browser=args.browser,
+        )
     except ValidationError as error:
         print(error, file=sys.stderr)
         return 1
-    print(f"built {result.directory} (version {result.version}, target {result.target})")
+    print(f"built {result.directory} (version {result.version}, target {result.target}, browser {result.browser})")
     if result.zip_path:
         print(f"zip: {result.zip_path}")
+    if result.crx_path:
         print(f"crx: {result.crx_path}")
+    elif result.zip_path:
+        print(f"xpi: {result.zip_path.with_suffix('.xpi')}")
     print(f"extension id: {result.extension_id}")
     return 0
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The two set-up commands of the README:
 #   bash scripts/dev.sh run    install everything, build the extension, start the backend on 127.0.0.1
-#   bash scripts/dev.sh test   install everything, then run the whole test suite (lint, API fuzzing, pytest)
+#   bash scripts/dev.sh test   install everything, then run the whole test suite (lint, API fuzzing, pytest; the
+#                              Firefox build is linted by addons-linter and driven in firefox-esr inside pytest)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -12,6 +13,8 @@ command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need_apt+=(chromium-driver)
 command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_apt+=(npm)
+command -v firefox-esr >/dev/null 2>&1 || need_apt+=(firefox-esr)  # the Firefox add-on's end-to-end test
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need_apt+=(python3-venv)
 
 install() {
@@ -28,6 +31,11 @@ install() {
     # torch==2.13.0 is pinned in pyproject.toml: pip takes the local CPU build, not a multi-GB CUDA one
     "$PY" -m pip install -q -e '.[dev]'
     touch "$stamp"
+  fi
+  # Node tools of the tests, pinned by package-lock.json: puppeteer-core (drives the system firefox-esr over
+  # WebDriver BiDi; it downloads no browser), addons-linter (the Firefox build), axe-core (accessibility).
+  if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    npm ci --no-audit --no-fund --loglevel=error
   fi
 }
 

@@ -37,6 +37,7 @@ __all__ = [
     "init_app",
     "manager",
     "submit",
+    "submit_job",
     "get",
     "cancel",
     "result",
@@ -70,28 +71,54 @@ def manager(app: Flask | None = None) -> JobManager:
 def _api_error(exc: JobError) -> Exception:
     from backend.web.errors import ApiError
 
-    return ApiError(exc.status, exc.message, code=exc.code, field=exc.field, details=exc.details)
+    return ApiError(exc.status, exc.message, code=exc.code, field=exc.field, details=exc.details, limit=exc.limit,
+                    limit_value=exc.limit_value)
 
 
-def public(job: JobRecord) -> dict[str, Any]:
-    """A job as the API shows it (``GET /api/jobs/<id>``)."""
+def public(job: JobRecord, key: str | None = None) -> dict[str, Any]:
+    """A job as the API shows it (``GET /api/jobs/<id>``); with its ``key``, the URLs carry ``?key=`` and the key is
+    shown (only to whoever already holds it, or owns the job)."""
     from flask import has_request_context, url_for
 
+    query = {"key": key} if key else {}
     if has_request_context():
-        result_url = url_for("jobs.job_result", job_id=job.id)
+        result_url = url_for("jobs.job_result", job_id=job.id, **query)
+        status_url = url_for("jobs.get_job", job_id=job.id, **query)
     else:
-        result_url = f"/api/jobs/{job.id}/result"
+        suffix = f"?key={key}" if key else ""
+        result_url, status_url = f"/api/jobs/{job.id}/result{suffix}", f"/api/jobs/{job.id}{suffix}"
     out = job.public(result_url if job.status == "done" else None)
-    out["status_url"] = url_for("jobs.get_job", job_id=job.id) if has_request_context() else f"/api/jobs/{job.id}"
+    out["status_url"] = status_url
+    if key:
+        out["job_key"] = key
     return out
 
 
-def submit(kind: str, params: Mapping[str, Any] | BaseModel | None = None) -> str:
-    """Validate ``params`` for ``kind`` and queue the job; returns its id. Raises ApiError (422/429/503)."""
+def _client() -> str:
+    from backend.web import access
+
+    return access.require()
+
+
+def submit_job(kind: str, params: Mapping[str, Any] | BaseModel | None = None) -> dict[str, Any]:
+    """Validate ``params`` for ``kind`` and queue the job for the current caller (inside a request).
+
+    Returns its public view with ``job_key`` and the keyed ``status_url``/``result_url`` to hand to the client.
+    Raises ApiError (422 bad params or a cap; 429 the caller's or the server's pending cap; 503 store down).
+    """
+    jobs = manager()
     try:
-        return manager().submit(kind, params).id
+        job = jobs.submit(kind, params, client=_client())
     except JobError as exc:
         raise _api_error(exc) from None
+    view = public(job, jobs.key_for(job.id))
+    view["result_url"] = view["status_url"].replace(f"/api/jobs/{job.id}", f"/api/jobs/{job.id}/result", 1)
+    return view
+
+
+def submit(kind: str, params: Mapping[str, Any] | BaseModel | None = None) -> str:
+    """``submit_job`` returning only the id (the key: ``manager().key_for(id)``)."""
+    return submit_job(kind, params)["id"]
 
 
 def get(job_id: str) -> dict[str, Any] | None:

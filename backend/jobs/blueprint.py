@@ -9,9 +9,11 @@ from flask import Response, current_app, render_template
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.jobs import init_app, manager, public
+from backend.jobs import submit_job as submit
 from backend.jobs.manager import JobError
 from backend.jobs.records import STATUSES
 from backend.jobs.registry import TASKS
+from backend.web import access
 from backend.web.api import ApiBlueprint
 from backend.web.caps import capped_by
 from backend.web.errors import ApiError
@@ -41,9 +43,18 @@ class SubmitJob(BaseModel):
 
 class Submitted(BaseModel):
     id: str
+    job_key: str = Field(description="the job's secret: reading or cancelling the job needs it (?key=)")
     kind: str
     status: Status
-    status_url: str = Field(description="poll this for progress and the result")
+    status_url: str = Field(description="poll this for progress and the result (it carries ?key=)")
+    result_url: str = Field(description="the result once done (it carries ?key=)")
+
+
+class KeyQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str | None = Field(default=None, max_length=64,
+                            description="the job_key from the submission (not needed by the owner's API token)")
 
 
 class JobView(BaseModel):
@@ -57,6 +68,7 @@ class JobView(BaseModel):
     started_at: float | None
     finished_at: float | None
     status_url: str
+    job_key: str | None = Field(default=None, description="shown to whoever sent it, and to the owner's token")
     result: dict[str, Any] | None = Field(default=None, description="when done, unless stored aside")
     result_bytes: int | None = Field(default=None, description="size of the JSON result")
     result_external: bool | None = Field(default=None, description="true: too large to inline, fetch result_url")
@@ -73,7 +85,7 @@ class ListQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(
-        default=50, ge=1, description="at most JOBS_LIST_MAX", json_schema_extra=capped_by("JOBS_LIST_MAX")
+        default=50, ge=1, description="at most JOBS_LIST_MAX", json_schema_extra=capped_by("JOBS_LIST_MAX", "jobs")
     )
     status: Status | None = None
     kind: str | None = Field(default=None, max_length=100)
@@ -93,13 +105,27 @@ def _call(fn, *args: Any, **kwargs: Any) -> Any:
     try:
         return fn(*args, **kwargs)
     except JobError as exc:
-        raise ApiError(exc.status, exc.message, code=exc.code, field=exc.field, details=exc.details) from None
+        raise ApiError(exc.status, exc.message, code=exc.code, field=exc.field, details=exc.details, limit=exc.limit,
+                       limit_value=exc.limit_value) from None
 
 
 def _job_id(job_id: str) -> str:
     if not _JOB_ID.match(job_id):
-        raise ApiError(404, f"no job {job_id!r} (job ids are 32 hex digits)", code="not_found")
+        raise ApiError(404, f"there is no job {job_id[:40]!r} (job ids are 32 hex digits)", code="not_found")
     return job_id
+
+
+def _opened(job_id: str, key: str | None):
+    """The job, if the caller holds its key or owns it by token; 403 otherwise (as for a job that does not exist,
+    no detail: ids alone open nothing)."""
+    jobs = manager()
+    job = _call(jobs.get, _job_id(job_id))
+    caller = access.require()
+    if not jobs.may_access(job, key, caller):
+        missing = "" if key else "; add the ?key= you were given (status_url carries it)"
+        raise ApiError(403, f"this job's key is {'wrong' if key else 'missing'}{missing}", code="forbidden",
+                       field="key")
+    return job, jobs.key_for(job.id) if key or caller.startswith("token:") else None
 
 
 @bp.api(
@@ -110,21 +136,26 @@ def _job_id(job_id: str) -> str:
     status=202,
     summary="Start a job",
     description="Validates params against the task's model (422 naming the field), then queues the job.",
-    errors={422: "unknown kind or invalid params", 429: "too many pending jobs (JOBS_MAX_PENDING)",
-            503: "the job store or task queue is unreachable"},
+    errors={422: "unknown kind or invalid params", 429: "too many pending jobs (JOBS_MAX_PENDING, or this "
+            "client's JOBS_MAX_PENDING_PER_CLIENT)", 503: "the job store or task queue is unreachable"},
+    gated=True,
 )
 def submit_job(body: SubmitJob):
-    job = _call(manager().submit, body.kind, body.params)
-    view = public(job)
-    return Submitted(id=job.id, kind=job.kind, status=job.status, status_url=view["status_url"]), 202, {
+    view = submit(body.kind, body.params)
+    return Submitted(id=view["id"], job_key=view["job_key"], kind=view["kind"], status=view["status"],
+                     status_url=view["status_url"], result_url=view["result_url"]), 202, {
         "Location": view["status_url"]
     }
 
 
-@bp.api("GET", "/api/jobs", query=ListQuery, response=JobList, summary="Recent jobs, newest first")
+@bp.api("GET", "/api/jobs", query=ListQuery, response=JobList, gated=True,
+        summary="The caller's recent jobs, newest first",
+        description="Jobs submitted by this caller: this API token's owner, or (without tokens) this machine.")
 def list_jobs(query: ListQuery) -> dict:
-    jobs = _call(manager().list, limit=query.limit, status=query.status, kind=query.kind)
-    return {"jobs": [public(job) for job in jobs]}
+    jobs = manager()
+    caller = access.require()
+    found = _call(jobs.list, limit=query.limit, status=query.status, kind=query.kind, client=caller)
+    return {"jobs": [public(job, jobs.key_for(job.id)) for job in found]}
 
 
 @bp.api("GET", "/api/jobs/kinds", response=KindList, summary="The job kinds this backend can run")
@@ -137,11 +168,12 @@ def list_kinds() -> KindList:
     )
 
 
-@bp.api("GET", "/api/jobs/<job_id>", response=JobView, summary="A job's status, progress and result or error",
-        errors={404: "no such job"})
-def get_job(job_id: str) -> dict:
+@bp.api("GET", "/api/jobs/<job_id>", query=KeyQuery, response=JobView, gated=True,
+        summary="A job's status, progress and result or error", errors={403: "the job's key is missing or wrong",
+                                                                         404: "no such job"})
+def get_job(job_id: str, query: KeyQuery) -> dict:
     # A dict, not the model: keys that do not apply (result of a failed job...) are left out.
-    return public(_call(manager().get, _job_id(job_id)))
+    return public(*_opened(job_id, query.key))
 
 
 @bp.api(
@@ -151,7 +183,9 @@ def get_job(job_id: str) -> dict:
     summary="Cancel a job",
     description="A queued job is cancelled at once (200); a running one stops at its next progress report "
     "(202, then status becomes cancelled).",
-    errors={404: "no such job", 409: "the job already finished"},
+    errors={403: "the job's key is missing or wrong", 404: "no such job", 409: "the job already finished"},
+    query=KeyQuery,
+    gated=True,
     extra_responses={
         202: {
             "description": "cancel requested: the running job stops at its next progress report",
@@ -159,9 +193,10 @@ def get_job(job_id: str) -> dict:
         }
     },
 )
-def cancel_job(job_id: str):
-    job = _call(manager().cancel, _job_id(job_id))
-    return public(job), 202 if job.status == "running" else 200
+def cancel_job(job_id: str, query: KeyQuery):
+    _, key = _opened(job_id, query.key)
+    job = _call(manager().cancel, job_id)
+    return public(job, key), 202 if job.status == "running" else 200
 
 
 @bp.api(
@@ -169,10 +204,13 @@ def cancel_job(job_id: str):
     "/api/jobs/<job_id>/result",
     summary="A finished job's result as a JSON document",
     description="Large results are stored aside (over JOBS_INLINE_RESULT_BYTES) and only served here.",
-    errors={404: "no such job", 409: "the job is not done"},
+    errors={403: "the job's key is missing or wrong", 404: "no such job", 409: "the job is not done"},
+    query=KeyQuery,
+    gated=True,
 )
-def job_result(job_id: str) -> Response:
-    data = _call(manager().result, _job_id(job_id))
+def job_result(job_id: str, query: KeyQuery) -> Response:
+    _opened(job_id, query.key)
+    data = _call(manager().result, job_id)
     response = Response(data, mimetype="application/json")
     response.headers["Content-Disposition"] = f'inline; filename="job-{job_id}.json"'
     return response

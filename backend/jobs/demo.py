@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.jobs.registry import JobContext, task
+from backend.web.caps import capped_by, fmt, refuse
 
 
 class DemoSleepParams(BaseModel):
@@ -16,8 +20,18 @@ class DemoSleepParams(BaseModel):
     step_s: float = Field(default=0.1, ge=0.0, le=5.0, description="seconds each step sleeps")
     fail_at: int | None = Field(default=None, ge=1, le=1000, description="raise an error at this step")
     payload_kb: int = Field(
-        default=0, ge=0, le=4096, description="KiB of filler in the result (large results are stored aside)"
+        default=0, ge=0, le=4096, description="KiB of filler in the result (large results are stored aside)",
+        json_schema_extra=capped_by("JOBS_DEMO_MAX_PAYLOAD_KB", "KiB of filler"),
     )
+
+    def check_caps(self, settings: Mapping[str, Any]) -> None:
+        """A demo cannot occupy a worker for long: steps x step_s is capped."""
+        limit = settings["JOBS_DEMO_MAX_SECONDS"]
+        total = self.steps * self.step_s
+        most = max(1, math.floor(limit / self.step_s)) if self.step_s > 0 else self.steps
+        refuse("JOBS_DEMO_MAX_SECONDS", total, settings, noun="seconds", field="steps",
+               said=f"{fmt(self.steps)} steps x {fmt(self.step_s)} s ({fmt(total)} seconds)",
+               fix=f"use at most {fmt(most)} steps of {fmt(self.step_s)} s")
 
 
 @task("jobs.demo_sleep", params=DemoSleepParams)

@@ -33,6 +33,7 @@ class JobRecord:
     owner: str | None = None
     runs: int = 0  # how many times a worker started it: 0 or 1, never more
     cancel_requested: bool = False
+    client: str = ""  # who submitted it ("token:<name>" or "local:<address>"); never shown to clients
 
     @property
     def finished(self) -> bool:

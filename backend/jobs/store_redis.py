@@ -23,7 +23,8 @@ from backend.jobs.records import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobRe
 _CREATE = """
 local seq = redis.call('INCR', KEYS[4])
 redis.call('HSET', KEYS[1], 'id', ARGV[1], 'kind', ARGV[2], 'params', ARGV[3], 'status', 'queued',
-  'progress', '0', 'message', '', 'created_at', ARGV[4], 'runs', '0', 'cancel_requested', '0', 'seq', seq)
+  'progress', '0', 'message', '', 'created_at', ARGV[4], 'runs', '0', 'cancel_requested', '0', 'seq', seq,
+  'client', ARGV[5])
 redis.call('ZADD', KEYS[2], seq, ARGV[1])
 redis.call('ZADD', KEYS[3], seq, ARGV[1])
 return seq
@@ -130,6 +131,7 @@ class RedisStore:
             owner=h.get("owner") or None,
             runs=int(h.get("runs") or 0),
             cancel_requested=h.get("cancel_requested") == "1",
+            client=h.get("client", ""),
         )
 
     def _many(self, ids: list[str]) -> list[JobRecord]:
@@ -140,10 +142,10 @@ class RedisStore:
 
     # -- API used by the manager and the workers --------------------------------------------------
 
-    def create(self, job_id: str, kind: str, params: dict[str, Any]) -> JobRecord:
+    def create(self, job_id: str, kind: str, params: dict[str, Any], *, client: str = "") -> JobRecord:
         self._create(
             keys=[self._k("job", job_id), self._k("index"), self._k("queued"), self._k("seq")],
-            args=[job_id, kind, json.dumps(params), repr(time.time())],
+            args=[job_id, kind, json.dumps(params), repr(time.time()), client],
         )
         record = self.get(job_id)
         assert record is not None
@@ -153,8 +155,9 @@ class RedisStore:
         h = self.r.hgetall(self._k("job", job_id))
         return self._record(h) if h else None
 
-    def list(self, *, limit: int, status: str | None = None, kind: str | None = None) -> list[JobRecord]:
-        if not status and not kind:
+    def list(self, *, limit: int, status: str | None = None, kind: str | None = None,
+             client: str | None = None) -> list[JobRecord]:
+        if not status and not kind and client is None:
             return self._many(self.r.zrevrange(self._k("index"), 0, limit - 1))
         out: list[JobRecord] = []
         start, batch = 0, 500
@@ -162,11 +165,18 @@ class RedisStore:
             ids = self.r.zrevrange(self._k("index"), start, start + batch - 1)
             if not ids:
                 break
-            out += [j for j in self._many(ids) if (not status or j.status == status) and (not kind or j.kind == kind)]
+            out += [j for j in self._many(ids) if (not status or j.status == status) and (not kind or j.kind == kind)
+                    and (client is None or j.client == client)]
             start += batch
         return out[:limit]
 
-    def count_pending(self) -> int:
+    def count_pending(self, *, client: str | None = None) -> int:
+        if client is not None:
+            pending = self.r.zrange(self._k("queued"), 0, -1) + sorted(self.r.smembers(self._k("running")))
+            pipe = self.r.pipeline(transaction=False)
+            for job_id in pending:
+                pipe.hget(self._k("job", job_id), "client")
+            return sum(1 for owner in pipe.execute() if owner == client)
         pipe = self.r.pipeline(transaction=False)
         pipe.zcard(self._k("queued"))
         pipe.scard(self._k("running"))
@@ -237,8 +247,18 @@ class RedisStore:
         h = self.raw.hget(self._k("job", job_id), "result")
         return h if h else None
 
-    def prune(self, keep: int) -> int:
+    def prune(self, keep: int, max_bytes: int | None = None) -> int:
         old = self.r.zrange(self._k("finished"), 0, -(keep + 1))
+        if max_bytes is not None:
+            kept = self.r.zrevrange(self._k("finished"), 0, keep - 1)  # newest first
+            pipe = self.r.pipeline(transaction=False)
+            for job_id in kept:
+                pipe.hget(self._k("job", job_id), "result_bytes")
+            total = 0
+            for job_id, size in zip(kept, pipe.execute(), strict=True):
+                total += int(size or 0)
+                if total > max_bytes:
+                    old.append(job_id)
         if not old:
             return 0
         pipe = self.r.pipeline(transaction=False)

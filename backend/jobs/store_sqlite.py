@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     heartbeat_at REAL,
     owner TEXT,
     runs INTEGER NOT NULL DEFAULT 0,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    client TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS jobs_status_seq ON jobs (status, seq);
 """
@@ -55,6 +56,10 @@ class SqliteStore:
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor the reverse
         conn.executescript(_SCHEMA)
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(jobs)")}
+        if "client" not in columns:  # a database from before jobs had owners
+            conn.execute("ALTER TABLE jobs ADD COLUMN client TEXT NOT NULL DEFAULT ''")
+        conn.execute("CREATE INDEX IF NOT EXISTS jobs_client_status ON jobs (client, status)")
 
     # -- connections ------------------------------------------------------------------------------
 
@@ -115,14 +120,15 @@ class SqliteStore:
             owner=row["owner"],
             runs=row["runs"],
             cancel_requested=bool(row["cancel_requested"]),
+            client=row["client"],
         )
 
     # -- API used by the manager and the workers --------------------------------------------------
 
-    def create(self, job_id: str, kind: str, params: dict[str, Any]) -> JobRecord:
+    def create(self, job_id: str, kind: str, params: dict[str, Any], *, client: str = "") -> JobRecord:
         self._conn().execute(
-            "INSERT INTO jobs (id, kind, params, status, created_at) VALUES (?, ?, ?, ?, ?)",
-            (job_id, kind, json.dumps(params), QUEUED, time.time()),
+            "INSERT INTO jobs (id, kind, params, status, created_at, client) VALUES (?, ?, ?, ?, ?, ?)",
+            (job_id, kind, json.dumps(params), QUEUED, time.time(), client),
         )
         record = self.get(job_id)
         assert record is not None
@@ -132,8 +138,12 @@ class SqliteStore:
         row = self._conn().execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return self._record(row) if row else None
 
-    def list(self, *, limit: int, status: str | None = None, kind: str | None = None) -> list[JobRecord]:
+    def list(self, *, limit: int, status: str | None = None, kind: str | None = None,
+             client: str | None = None) -> list[JobRecord]:
         where, args = [], []
+        if client is not None:
+            where.append("client = ?")
+            args.append(client)
         if status:
             where.append("status = ?")
             args.append(status)
@@ -143,9 +153,12 @@ class SqliteStore:
         sql = "SELECT * FROM jobs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY seq DESC LIMIT ?"
         return [self._record(r) for r in self._conn().execute(sql, (*args, limit))]
 
-    def count_pending(self) -> int:
-        row = self._conn().execute("SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", (QUEUED, RUNNING)).fetchone()
-        return int(row[0])
+    def count_pending(self, *, client: str | None = None) -> int:
+        sql, args = "SELECT COUNT(*) FROM jobs WHERE status IN (?, ?)", [QUEUED, RUNNING]
+        if client is not None:
+            sql += " AND client = ?"
+            args.append(client)
+        return int(self._conn().execute(sql, args).fetchone()[0])
 
     def running(self) -> list[JobRecord]:
         return [self._record(r) for r in self._conn().execute("SELECT * FROM jobs WHERE status = ?", (RUNNING,))]
@@ -257,13 +270,24 @@ class SqliteStore:
             return path.read_bytes() if path.exists() else None
         return None if row["result"] is None else row["result"].encode("utf-8")
 
-    def prune(self, keep: int) -> int:
-        """Delete all but the newest ``keep`` finished jobs (and their result files)."""
+    def prune(self, keep: int, max_bytes: int | None = None) -> int:
+        """Delete all but the newest ``keep`` finished jobs (and their result files); then, oldest first, finished
+        jobs until their results take at most ``max_bytes``."""
         conn = self._conn()
         rows = conn.execute(
             "SELECT id, result_file FROM jobs WHERE status IN (?, ?, ?) ORDER BY seq DESC LIMIT -1 OFFSET ?",
             (DONE, FAILED, CANCELLED, keep),
         ).fetchall()
+        if max_bytes is not None:
+            kept = conn.execute(
+                "SELECT id, result_file, COALESCE(result_bytes, 0) AS size FROM jobs WHERE status IN (?, ?, ?)"
+                " ORDER BY seq DESC LIMIT ?", (DONE, FAILED, CANCELLED, keep),
+            ).fetchall()
+            total = 0
+            for row in kept:  # newest first: the budget keeps the newest results
+                total += row["size"]
+                if total > max_bytes:
+                    rows.append(row)
         for row in rows:
             conn.execute("DELETE FROM jobs WHERE id = ?", (row["id"],))
             if row["result_file"]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from typing import Literal
 
 from flask import current_app, redirect, render_template, request
@@ -10,32 +9,38 @@ from pydantic import BaseModel, ConfigDict, Field
 from werkzeug.routing import PathConverter
 
 from backend.redirector import catalog
-from backend.redirector.resolver import CONTEXTS, Resolution, load_grammar
+from backend.redirector.resolver import CONTEXTS, Resolution, load_grammar, stays_under
 from backend.web import limits
 from backend.web.api import ApiBlueprint
+from backend.web.caps import fmt
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
 bp = ApiBlueprint("redirector", __name__, template_folder="templates")
 register_page("Papers (local)", "redirector.catalog_page", "the local Cool-Papers-compatible pages and their URL forms")
 
-_LONE_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:\S*$")
 Context = Literal["selection", "link", "page", "frame"]
 
 
 class ResolveQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     q: str | None = Field(default=None, description="text or URL to resolve (at most RESOLVE_MAX_QUERY_BYTES)")
     context: Context = Field(default="selection", description="where the text came from; only a selection falls back to keyword search")
 
 
 class ClickInfo(BaseModel):
-    """The fields of a right-click as Chrome's contextMenus gives them (any subset)."""
+    """The fields of a right-click as Chrome's contextMenus gives them (any subset), and the tab's title."""
 
     model_config = ConfigDict(extra="forbid")
     selectionText: str | None = None
     linkUrl: str | None = None
     pageUrl: str | None = None
     frameUrl: str | None = None
+    pageTitle: str | None = Field(
+        default=None,
+        description="the tab's title: searched for when pageUrl is a publisher's paper page and nothing else resolves",
+    )
 
 
 class ResolutionOut(BaseModel):
@@ -49,7 +54,9 @@ def _base() -> str:
 
 
 def _check_text(name: str, value: str) -> None:
-    limits.check("RESOLVE_MAX_QUERY_BYTES", len(value.encode("utf-8", "surrogatepass")), field=name)
+    size = len(value.encode("utf-8", "surrogatepass"))
+    limits.check("RESOLVE_MAX_QUERY_BYTES", size, noun="bytes", field=name, said=f"a {name} of {fmt(size)} bytes",
+                 fix="send a single URL, id or a short selection")
 
 
 def _found(resolution: Resolution | None, what: str) -> ResolutionOut:
@@ -92,7 +99,7 @@ def resolve_post(body: ClickInfo) -> ResolutionOut:
     info = body.model_dump(exclude_none=True)
     for name, value in info.items():
         _check_text(name, value)
-    if not any(value.strip() for value in info.values()):
+    if not any(value.strip() for name, value in info.items() if name != "pageTitle"):
         raise ApiError(400, "give at least one of selectionText, linkUrl, pageUrl, frameUrl (non-blank)")
     return _found(load_grammar().resolve_click(info, _base()), "the click")
 
@@ -101,8 +108,9 @@ def _redirect_to(resolution: Resolution | None, what: str):
     if resolution is None:
         raise ApiError(404, f"No paper found in {what}.", code="not_resolved")
     base = _base()
-    # Targets are built from the base, never copied from input; check anyway so a rule bug cannot open a redirect.
-    if not resolution.target.startswith(base + "/"):
+    # Targets are built from the base, never copied from input; check anyway (prefix and no dot segments, which a
+    # browser would resolve above a base with a path) so that a rule bug cannot open a redirect.
+    if not stays_under(base, resolution.target):
         raise ApiError(404, "refusing to redirect outside the configured Cool Papers base")
     return redirect(resolution.target, code=302)
 
@@ -114,9 +122,10 @@ def go():
     if text is None or not text.strip():
         raise ApiError(400, "Type an arXiv id, a paper URL, a DOI or some keywords.", field="q")
     _check_text("q", text)
-    # A lone URL is a link (no keyword search on "https example com"); anything else is typed text.
-    context = "link" if _LONE_URL.match(text.strip()) else "selection"
-    return _redirect_to(load_grammar().resolve(text, context, _base()), "that URL" if context == "link" else "that text")
+    # Typed text, as a selection: one URL yields its paper or nothing (no keyword search on "https example com").
+    grammar = load_grammar()
+    what = "that URL" if grammar.is_one_url(text) else "that text"
+    return _redirect_to(grammar.resolve(text, "selection", _base()), what)
 
 
 def _prefix_target() -> str:
@@ -208,7 +217,8 @@ def venue_page(spec: str):
     for venue_id in spec.split(","):
         entry = catalog.venue_entry(venue_id.strip(), _public())
         if entry is None:
-            raise ApiError(404, f"{venue_id} is not a venue paper id (forms: id@OpenReview, id@ACL, n@year@IJCAI, key@vN@PMLR).")
+            raise ApiError(404, f"{venue_id} is not a venue paper id (forms: id@OpenReview, id@ACL, n@year@IJCAI, key@vN@PMLR, "
+                "stem@CVPR2025@CVF, slug@osdi24@USENIX, n@AAAI).")
         entries.append(entry)
     return render_template(
         "redirector/papers.html",
@@ -229,9 +239,7 @@ def catalog_page():
 
 def init_app(app) -> None:
     app.config.setdefault("COOLPAPERS_PUBLIC", "https://papers.cool")
-    base = app.config["COOLPAPERS_BASE"]
-    if not base.startswith(("http://", "https://")) or any(c in base for c in " \"'<>"):
-        raise SystemExit(f"config: COOLPAPERS_BASE must be an http(s) URL, got {base!r}")
+    # COOLPAPERS_BASE is checked by the settings layer (RedirectorConfig): an http(s) URL, no query, no dot segments
 
 
 __all__ = ["bp", "init_app", "CONTEXTS"]

@@ -53,34 +53,31 @@ def arxiv_entry(paper_id: str, public_base: str) -> Entry:
     )
 
 
-_VENUE_FORMS = {
-    "OpenReview": (re.compile(r"^([A-Za-z0-9_-]+)@OpenReview$"), lambda m: f"https://openreview.net/forum?id={m[1]}"),
-    "ACL": (
-        re.compile(r"^([0-9]{4}\.[a-z0-9]+(?:-[a-z0-9]+)*\.[0-9]+|[A-Z][0-9]{2}-[0-9]{4})@ACL$"),
-        lambda m: f"https://aclanthology.org/{m[1]}/",
-    ),
-    "IJCAI": (
-        re.compile(r"^([1-9][0-9]*)@([0-9]{4})@IJCAI$"),
-        lambda m: f"https://www.ijcai.org/proceedings/{m[2]}/{int(m[1]):04d}.pdf",
-    ),
-    "PMLR": (
-        re.compile(r"^([A-Za-z0-9_-]+)@(v[0-9]+)@PMLR$"),
-        lambda m: f"https://proceedings.mlr.press/{m[2]}/{m[1]}.html",
-    ),
-}
+def _fill_parts(template: str, m: re.Match[str]) -> str:
+    return re.sub(r"\{(\d+)\}", lambda g: m.group(int(g.group(1))) or "", template)
+
+
+# Outbound links that rules.json's display.source cannot spell (zero-padded numbers).
+_PADDED_SOURCES = {"IJCAI": lambda m: f"https://www.ijcai.org/proceedings/{m[2]}/{int(m[1]):04d}.pdf"}
 
 
 def venue_entry(venue_id: str, public_base: str) -> Entry | None:
-    """The entry for a ``/venue/`` id such as ``B18WgG-CZ@OpenReview``; None when the form is unknown."""
-    for venue, (pattern, link) in _VENUE_FORMS.items():
-        m = pattern.match(venue_id)
-        if m:
-            return Entry(
-                id=venue_id,
-                source=venue,
-                title=None,
-                links=[(venue, link(m)), ("Cool Papers", f"{public_base}/venue/{quote(venue_id, safe='@,-._')}")],
-            )
+    """The entry for a ``/venue/`` id such as ``B18WgG-CZ@OpenReview``; None when the form is unknown.
+
+    The id forms and the venues' own pages come from rules.json (``venues[].display``), as in the extension.
+    """
+    for venue in load_grammar().rules["venues"]:
+        display = venue["display"]
+        m = re.match(display["pattern"], venue_id)
+        if m is None:
+            continue
+        links = []
+        if "source" in display:
+            links.append((venue["name"], _fill_parts(display["source"], m)))
+        elif venue["name"] in _PADDED_SOURCES:
+            links.append((venue["name"], _PADDED_SOURCES[venue["name"]](m)))
+        links.append(("Cool Papers", f"{public_base}/venue/{quote(venue_id, safe='@,-._')}"))
+        return Entry(id=venue_id, source=venue["name"], title=None, links=links)
     return None
 
 
@@ -123,9 +120,21 @@ def papers_in_category(category: str) -> list[str]:
     return [pid for pid, paper in _catalog().items() if listed(paper, include) and not listed(paper, exclude)]
 
 
+# Words that carry no topic: searched for only when a query has nothing else, never highlighted
+# (a highlighted "is" in every line says nothing). English function words of the kind search engines skip.
+STOP_WORDS = frozenset(
+    ["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "no", "nor", "not", "of", "off", "on", "once", "only", "or", "other", "our", "ours", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "via", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "yours"]
+)
+
+
+def content_words(words: list[str]) -> list[str]:
+    """The query words that carry meaning (stop words dropped)."""
+    return [w for w in words if w.lower() not in STOP_WORDS]
+
+
 def search(words: list[str]) -> list[tuple[str, int]]:
     """Catalog papers whose title or summary contain the words (case-insensitive), best first."""
-    needles = [w.lower() for w in words]
+    needles = [w.lower() for w in (content_words(words) or words)]
     scored = []
     for pid, paper in _catalog().items():
         haystack = f"{paper['title']} {paper['summary']}".lower()
@@ -136,10 +145,15 @@ def search(words: list[str]) -> list[tuple[str, int]]:
 
 
 def highlight(text: str, words: list[str]) -> list[tuple[str, bool]]:
-    """Split ``text`` into (chunk, is_match) pieces; the template escapes every chunk."""
+    """Split ``text`` into (chunk, is_match) pieces; the template escapes every chunk.
+
+    Only content words are marked, each from the start of a word ("rank" marks "ranking", not "crank").
+    """
+    words = content_words(words)
     if not words:
         return [(text, False)]
-    pattern = re.compile("|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True)), re.IGNORECASE)
+    alternatives = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+    pattern = re.compile(rf"(?<![^\W_])(?:{alternatives})", re.IGNORECASE)
     pieces, last = [], 0
     for m in pattern.finditer(text):
         if m.start() > last:

@@ -10,7 +10,9 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, HTTPException, RequestEntityTooLarge, SecurityError
+
+from backend.web.caps import CapExceeded, Over, fmt
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +28,9 @@ class ApiError(Exception):
         code: str | None = None,
         field: str | None = None,
         details: list[dict[str, Any]] | None = None,
+        limit: str | None = None,
+        limit_value: float | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -33,11 +38,21 @@ class ApiError(Exception):
         self.code = code or _default_code(status)
         self.field = field
         self.details = details
+        self.limit = limit  # the setting that refused the request (never named in the message)
+        self.limit_value = limit_value
+        self.headers = headers or {}
+
+    @classmethod
+    def over(cls, over: Over) -> ApiError:
+        """A cap refusal (``caps.CapExceeded``) in the error shape: 422, or 413 for byte sizes."""
+        return cls(over.status, over.message, code="limit_exceeded", field=over.field, limit=over.setting,
+                   limit_value=over.limit)
 
 
 def _default_code(status: int) -> str:
     return {
         400: "bad_request",
+        408: "request_timeout",
         401: "unauthorized",
         403: "forbidden",
         404: "not_found",
@@ -47,11 +62,13 @@ def _default_code(status: int) -> str:
         415: "unsupported_media_type",
         422: "validation_error",
         429: "too_many_requests",
+        503: "busy",
     }.get(status, "error" if status < 500 else "internal_error")
 
 
 def error_body(error: ApiError) -> dict[str, Any]:
-    body: dict[str, Any] = {"error": error.message, "status": error.status, "code": error.code, "field": error.field}
+    body: dict[str, Any] = {"error": error.message, "status": error.status, "code": error.code, "field": error.field,
+                            "limit": error.limit, "limit_value": error.limit_value}
     if error.details:
         body["details"] = error.details
     return body
@@ -71,6 +88,7 @@ def render_error(error: ApiError) -> tuple[Response | str, int]:
     else:
         response = render_template("error.html", error=error)
     headers = {"WWW-Authenticate": "Bearer"} if error.status == 401 else {}
+    headers.update(error.headers)
     return response, error.status, headers
 
 
@@ -79,13 +97,39 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(error: ApiError):
         return render_error(error)
 
+    @app.errorhandler(CapExceeded)
+    def _cap(error: CapExceeded):
+        return render_error(ApiError.over(error.over))
+
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_error: RequestEntityTooLarge):
         limit = app.config["MAX_CONTENT_LENGTH"]
-        return render_error(ApiError(413, f"request body is over the limit MAX_CONTENT_LENGTH={limit} bytes"))
+        size = request.content_length
+        said = f"a request body of {fmt(size)} bytes" if size else "the request body"
+        return render_error(ApiError(413, f"{said} is over the limit of {fmt(limit)} bytes; send a smaller file",
+                                     code="limit_exceeded", limit="MAX_CONTENT_LENGTH", limit_value=limit))
+
+    @app.errorhandler(SecurityError)
+    def _untrusted_host(_error: SecurityError):
+        # Flask's TRUSTED_HOSTS refused the Host header (DNS rebinding): say which names this server answers to.
+        # Always JSON: without a trusted host there is no URL adapter for the HTML page's links.
+        host = request.environ.get("HTTP_HOST", "")[:100]
+        error = ApiError(400, f"this server does not answer to the host name {host!r}; open it by one of its "
+                              "configured names (127.0.0.1 or localhost by default)", code="untrusted_host",
+                         field="Host", limit="TRUSTED_HOSTS")
+        return jsonify(error_body(error)), 400
+
+    @app.errorhandler(TimeoutError)
+    def _slow_client(_error: Exception):
+        # The production worker gives each request body a deadline (gunicorn.conf.py); a client that stalls past
+        # it gets this instead of holding a thread.
+        return render_error(ApiError(408, "the request body arrived too slowly and was dropped; send it again",
+                                     limit="WEB_BODY_TIMEOUT_S", limit_value=app.config.get("WEB_BODY_TIMEOUT_S")))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
+        if isinstance(error, ClientDisconnected):  # werkzeug's word for a body that stopped coming (our deadline)
+            return _slow_client(error)
         message = error.description or error.name
         if error.code == 404:
             message = f"nothing here: {request.path}"

@@ -1,12 +1,14 @@
-"""Compute and size caps: the numbers live in config, the check and its message live here."""
+"""Caps on decoded data inside a view (an uploaded file's size, a matrix's shape): the app's settings, one wording.
+
+Caps on request fields are declared on the models instead (``caps.capped_by`` and ``check_caps``) and checked by
+``ApiBlueprint`` and the job layer through ``caps.validate``; this is for what only the view can measure.
+"""
 
 from __future__ import annotations
 
 from flask import current_app
-from pydantic import BaseModel
 
-from backend.web.caps import declared, over_message
-from backend.web.errors import ApiError
+from backend.web.caps import refuse
 
 
 def cap(name: str) -> int | float:
@@ -14,15 +16,8 @@ def cap(name: str) -> int | float:
     return current_app.config[name]
 
 
-def check(name: str, value: int | float, *, field: str | None = None) -> None:
-    """Raise 422 (413 for byte sizes) naming the limit when ``value`` exceeds config[name]."""
-    limit = cap(name)
-    if value > limit:
-        status = 413 if name.endswith("_BYTES") else 422
-        raise ApiError(status, over_message(name, value, limit, field), code="limit_exceeded", field=field)
-
-
-def check_declared(model: BaseModel) -> None:
-    """``check`` every cap the model's fields declare (``caps.capped_by``); ApiBlueprint calls it per request."""
-    for name, value, field in declared(model):
-        check(name, value, field=field)
+def check(name: str, value: int | float, *, noun: str, field: str | None = None, said: str | None = None,
+          fix: str | None = None, budget: bool = False) -> None:
+    """Raise ``caps.CapExceeded`` (a 422, or 413 for ``*_BYTES``; the error shape names the setting in ``limit``)
+    when ``value`` exceeds the app's setting ``name``. ``noun``/``said``/``fix`` word it as in ``caps.refuse``."""
+    refuse(name, value, current_app.config, noun=noun, field=field, said=said, fix=fix, budget=budget)

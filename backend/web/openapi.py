@@ -12,7 +12,12 @@ from backend.web.api import JSON_BODY, MULTIPART_BODY, EndpointSpec
 from backend.web.caps import LIMIT_KEY
 
 REF_TEMPLATE = "#/components/schemas/{model}"
-SECURITY_SCHEMES = {"bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <token>"}}
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "the stove's token: Authorization: Bearer <token>"},
+    "api_token": {"type": "http", "scheme": "bearer",
+                  "description": "API_TOKEN or a person's token from API_TOKENS; with none configured, compute and "
+                  "job endpoints answer loopback clients only (403 otherwise)"},
+}
 ALWAYS_POSSIBLE = {400: "the request is malformed", 413: "the request is over a size limit"}
 _converter = re.compile(r"<(?:[a-z_]+:)?([A-Za-z_][A-Za-z0-9_]*)>")
 
@@ -24,6 +29,8 @@ class ErrorResponse(BaseModel):
     status: int
     code: str
     field: str | None = Field(default=None, description="the offending request field, when there is one")
+    limit: str | None = Field(default=None, description="the setting that refused the request (a cap, a budget)")
+    limit_value: float | None = Field(default=None, description="that setting's configured value")
     details: list[dict[str, Any]] | None = None
 
 
@@ -94,7 +101,13 @@ def _operation(spec: EndpointSpec, rule_path: str, components: dict[str, Any]) -
     if spec.body is not None or spec.query is not None or spec.files:
         errors[422] = "a field is invalid or over a configured limit"
     if spec.body is not None:
-        errors[415] = "the body is not JSON"
+        errors[415] = "the body is not sent as application/json"
+    if spec.gated:
+        errors[401] = "an API token is configured and none was sent"
+        errors[403] = "wrong API token, or (with none configured) a client that is not this machine"
+    if spec.cost is not None:
+        errors[422] = "a field is invalid, over a configured limit, or the run would exceed SYNC_MAX_SECONDS"
+        errors[503] = "all compute slots are busy (Retry-After), or the run overran its time budget and was stopped"
     errors.update(spec.errors)
     for status, description in sorted(errors.items()):
         responses[str(status)] = {"description": description, "content": {JSON_BODY: {"schema": error_ref}}}

@@ -120,7 +120,7 @@ test("nothing found: a notification names what was checked, and nothing opens", 
   const [[id, options]] = callsOf(chrome, "notifications.create");
   assert.equal(id, result.notificationId);
   assert.equal(options.type, "basic");
-  assert.match(options.message, /the link, the page address/);
+  assert.match(options.message, /in the link or the page address\./);
   assert.equal(options.iconUrl, "chrome-extension://testextensionid/icons/icon128.png");
   assert.equal(callsOf(chrome, "tabs.create").length, 0);
 });
@@ -144,9 +144,12 @@ test("the omnibox: suggestion text is escaped XML, Enter follows the disposition
   await flush();
   await flush();
   const [[suggestion]] = callsOf(chrome, "omnibox.setDefaultSuggestion");
-  assert.match(suggestion.description, /query=Q%26A|query=models/);
-  assert.ok(!/[<>]/.test(suggestion.description.replace(/&(amp|lt|gt|quot|apos);/g, "")));
-  assert.match(suggestion.description, /&amp;query=/);
+  // the words searched for, in words (not the search URL); the user's "&" and "<" escaped for the omnibox
+  assert.equal(suggestion.description, "Cool Papers: search for models");
+  assert.equal(await bg.omniboxDescription("https://papers.cool/venue/a&b<c"), "Cool Papers: open Cool Papers page /venue/a&amp;b");
+  chrome.calls.length = 0;
+  assert.equal(await bg.omniboxDescription("R&D <b>x2</b>"), "Cool Papers: search for x2");
+  assert.equal(await bg.omniboxDescription("a&b <i>"), "Cool Papers: no paper or words found yet");
 
   chrome.calls.length = 0;
   chrome.omnibox.onInputEntered.fire("2307.01850", "currentTab");
@@ -209,10 +212,61 @@ test("messages: redirect from extension pages, resolveMany from content scripts,
   assert.match(unknown.error, /unknown message type/);
 });
 
-test("pasted text: URLs are also tried as links", () => {
-  assert.deepEqual(bg.infoFromText(" https://openreview.net/forum?id=x "), {
-    selectionText: " https://openreview.net/forum?id=x ",
-    linkUrl: "https://openreview.net/forum?id=x",
-  });
-  assert.deepEqual(bg.infoFromText("2307.01850"), { selectionText: "2307.01850" });
+test("pasted text is a selection: a URL yields its paper or 'no paper in this URL', never a search", async () => {
+  assert.deepEqual(bg.infoFromText(" https://openreview.net/forum?id=x "), { selectionText: " https://openreview.net/forum?id=x " });
+  assert.deepEqual(bg.infoFromText(undefined), { selectionText: "" });
+  const found = await bg.handleClick(bg.infoFromText(" https://openreview.net/forum?id=x "), { id: 5 });
+  assert.equal(found.resolution.target, "https://papers.cool/venue/x@OpenReview");
+  for (const url of ["https://dl.acm.org/doi/10.1145/3292500.3330701", "https://github.com/bojone/rerope"]) {
+    chrome.calls.length = 0;
+    const result = await send({ type: "redirectText", text: url }, PAGE);
+    assert.equal(result.ok, false);
+    assert.match(result.message, /^No paper in this URL/);
+    assert.equal(callsOf(chrome, "tabs.create").length, 0);
+    assert.equal(await bg.omniboxDescription(url), "Cool Papers: no paper in this URL");
+    const entered = await bg.onOmniboxEntered(url, "currentTab");
+    assert.equal(entered.ok, false);
+    assert.match(entered.message, /^No paper in this URL/);
+  }
+  // words still search; two URLs are not one URL
+  assert.equal((await send({ type: "redirectText", text: "token healing" }, PAGE)).resolution.kind, "search");
+});
+
+test("omnibox and notifications name kinds and venues as people do", async () => {
+  assert.equal(await bg.omniboxDescription("https://openreview.net/forum?id=B18WgG-CZ"), "Cool Papers: open OpenReview B18WgG-CZ");
+  assert.equal(await bg.omniboxDescription("https://www.ijcai.org/proceedings/2023/0012"), "Cool Papers: open IJCAI 2023 #12");
+  assert.equal(await bg.omniboxDescription("2307.01850 hep-th/9901001"), "Cool Papers: open arXiv 2307.01850, hep-th/9901001");
+  assert.equal(
+    await bg.omniboxDescription("https://openaccess.thecvf.com/content/CVPR2025/html/Park_SplineGS_CVPR_2025_paper.html"),
+    "Cool Papers: open CVPR 2025 Park SplineGS",
+  );
+  assert.equal(
+    await bg.omniboxDescription("https://openreview.net/forum?id=a1 https://aclanthology.org/P19-1001/"),
+    "Cool Papers: open Conference papers OpenReview a1, ACL Anthology P19-1001",
+  );
+  for (const description of [await bg.omniboxDescription("https://ojs.aaai.org/index.php/AAAI/article/view/38818")]) {
+    assert.ok(!description.includes("@") && !/\bvenue\b/.test(description), description);
+  }
+});
+
+test("a context-menu click passes the clicked tab's title: publishers' paper pages search for it", async () => {
+  const tab = { id: 9, windowId: 1, index: 0, url: "https://ieeexplore.ieee.org/document/7780459",
+    title: "Deep Residual Learning for Image Recognition | IEEE Conference Publication | IEEE Xplore" };
+  chrome.contextMenus.onClicked.fire({ menuItemId: bg.MENU_PAGE, pageUrl: tab.url }, tab);
+  await flush();
+  await flush();
+  assert.equal(callsOf(chrome, "tabs.create")[0][0].url,
+    "https://papers.cool/arxiv/search?highlight=1&query=Deep%20Residual%20Learning%20for%20Image%20Recognition");
+  // the keyboard command too; a title of another page (tab moved on) is not used
+  chrome.calls.length = 0;
+  const result = await bg.onCommand("redirect-current-tab", tab);
+  assert.equal(result.resolution.kind, "search");
+  chrome.calls.length = 0;
+  const moved = await bg.handleClick({ pageUrl: tab.url }, { ...tab, url: "https://example.com/" });
+  assert.equal(moved.ok, false);
+  // the tab's title never overrides one given with the click, nor a selection of words
+  const given = await bg.handleClick({ pageUrl: tab.url, pageTitle: "Given title" }, tab);
+  assert.match(given.resolution.target, /query=Given%20title$/);
+  const words = await bg.handleClick({ pageUrl: tab.url, selectionText: "token healing" }, tab);
+  assert.match(words.resolution.target, /query=token%20healing$/);
 });

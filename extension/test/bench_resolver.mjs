@@ -1,13 +1,17 @@
 // Throughput of resolver.js against the reference v0.2.0 regex logic on the shared vectors.
 // Prints one JSON line; scripts/bench_extension.py runs it and reports the ratio.
-//   node extension/test/bench_resolver.mjs tests/data/resolve.jsonl [seconds-per-side]
+//   node extension/test/bench_resolver.mjs tests/data/resolve.jsonl[,tests/data/reach.jsonl] [seconds-per-side]
 import { readFileSync } from "node:fs";
 import { resolveClick } from "../resolver.js";
 import { referenceClick } from "./reference_v020.mjs";
 
 const [vectorsPath, secondsArg] = process.argv.slice(2);
 const seconds = Number(secondsArg ?? 1);
-const vectors = readFileSync(vectorsPath, "utf8").split("\n").filter((l) => l.trim()).map((l) => JSON.parse(l));
+const vectors = vectorsPath
+  .split(",")
+  .flatMap((path) => readFileSync(path, "utf8").split("\n"))
+  .filter((l) => l.trim())
+  .map((l) => JSON.parse(l));
 const KEYS = { selection: "selectionText", link: "linkUrl", page: "pageUrl", frame: "frameUrl" };
 const infos = vectors.map((v) => v.info ?? { [KEYS[v.context]]: v.input });
 

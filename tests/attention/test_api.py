@@ -101,12 +101,13 @@ def test_score_422(client, body, field):
 
 def test_score_limit_message_names_the_limit(client):
     r = post(client, "/api/attention/score", {"text": "x" * 301})
-    assert "ATTENTION_MAX_SCORE_LENGTH=300" in r.json["error"]
+    assert (r.json["limit"], r.json["limit_value"]) == ("ATTENTION_MAX_SCORE_LENGTH", 300)
+    assert r.json["error"] == "a text of 301 bytes (UTF-8) is over the limit of 300 bytes; shorten it to at most 300 bytes"
 
 
-def test_score_lone_surrogate_422(client):
+def test_score_lone_surrogate_400(client):
     r = client.post("/api/attention/score", data='{"text": "ab\\ud800"}', content_type="application/json")
-    assert r.status_code == 422 and r.json["field"] == "text"
+    assert r.status_code == 400 and "lone surrogate" in r.json["error"]
 
 
 def test_score_bad_json_400(client):
@@ -178,7 +179,8 @@ def test_relpos_422(client, body, field):
 def test_relpos_limit_from_config(tmp_path, tiny_data):
     app = create_app(app_config(tmp_path, ATTENTION_RELPOS_MAX_N=64))
     r = post(app.test_client(), "/api/attention/relpos", {"mode": "rope", "n": 65})
-    assert r.status_code == 422 and "ATTENTION_RELPOS_MAX_N=64" in r.json["error"]
+    assert r.status_code == 422 and r.json["limit"] == "ATTENTION_RELPOS_MAX_N"
+    assert r.json["error"] == "65 positions is over the limit of 64 positions; use at most 64 positions"
 
 
 def test_relpos_bad_json_400(client):

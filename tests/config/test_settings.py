@@ -141,7 +141,8 @@ def test_numbers_refuse_booleans_and_fractions_of_integers(name):
     ({"STOVE_TIMER_MAX_MIN": "1e300"}, "STOVE_TIMER_MAX_MIN must be less than or equal to 1440; got '1e300'"),
     ({"STOVE_POLL_S": "0"}, "STOVE_POLL_S must be greater than or equal to 0.01; got '0'"),
     ({"STOVE_POLL_S": "-1"}, "STOVE_POLL_S must be greater than or equal to 0.01"),
-    ({"STOVE_AUDIT_MAX_ROWS": "0"}, "STOVE_AUDIT_MAX_ROWS must be greater than or equal to 100"),
+    ({"STOVE_AUDIT_MIN_ROWS": "0"}, "STOVE_AUDIT_MIN_ROWS must be greater than or equal to 100"),
+    ({"STOVE_LEASE_S": "0.5", "STOVE_POLL_S": "0.25"}, "STOVE_LEASE_S must be at least 4 x STOVE_POLL_S (1 s)"),
     ({"STOVE_RETRY_BASE_S": "-1"}, "STOVE_RETRY_BASE_S must be greater than 0"),
     ({"PORT": "70000"}, "PORT must be less than or equal to 65535"),
 ])
@@ -254,6 +255,8 @@ def test_enums(name, bad):
     ({"COOLPAPERS_BASE": "papers.cool"}, "COOLPAPERS_BASE must be an http:// or https:// URL"),
     ({"JOBS_TASK_MODULES": ["os; rm"]}, "JOBS_TASK_MODULES[0] must be a dotted Python module name"),
     ({"HOST": " 127.0.0.1"}, "HOST must be non-empty text without surrounding whitespace"),
+    ({"STOVE_HA_NOTIFY": "notify.phone"}, "STOVE_HA_NOTIFY must be empty unless STOVE_HA_TOKEN is set"),
+    ({"STOVE_HA_NOTIFY": "notify/phone", "STOVE_HA_TOKEN": "h" * 20}, "STOVE_HA_NOTIFY must be a Home Assistant notify"),
 ])
 def test_structured_and_cross_field_settings(over, fragment):
     assert fragment in refused(**over)

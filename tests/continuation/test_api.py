@@ -80,15 +80,18 @@ def test_invalid_fields_are_422(client, body, field):
     assert r.get_json()["field"] == field
 
 
-def test_limits_are_422_naming_the_field(client, app):
+def test_limits_are_422_in_the_users_words_with_the_setting_beside(client, app):
     r = post(client, prompt="x", max_new_tokens=app.config["CONTINUATION_MAX_NEW_TOKENS"] + 1)
-    assert r.status_code == 422 and r.get_json()["field"] == "max_new_tokens"
+    body = r.get_json()
+    assert r.status_code == 422 and (body["limit"], body["field"]) == ("CONTINUATION_MAX_NEW_TOKENS", "max_new_tokens")
+    assert body["error"] == "65 new tokens is over the limit of 64 new tokens; use at most 64 new tokens"
     r = post(client, prompt="x" * (app.config["CONTINUATION_MAX_PROMPT_CHARS"] + 1))
-    assert r.status_code == 422 and r.get_json()["field"] == "prompt"
+    assert r.status_code == 422 and r.get_json()["limit"] == "CONTINUATION_MAX_PROMPT_CHARS"
+    assert r.get_json()["field"] == "prompt" and "CONTINUATION_" not in r.get_json()["error"]
     r = post(client, prompt="a\x00b")
     assert r.status_code == 422 and r.get_json()["field"] == "prompt"
     r = client.post("/api/continue", data='{"prompt": "a\\ud800"}', content_type="application/json")
-    assert r.status_code == 422 and r.get_json()["field"] == "prompt"
+    assert r.status_code == 400 and "lone surrogate" in r.get_json()["error"]
 
 
 def test_malformed_bodies(client):
@@ -139,13 +142,10 @@ def test_the_compare_job_runs_naive_and_the_fix_with_progress(client):
     assert any("naive: token" in m for _, m in seen) and any("backoff-multi: token" in m for _, m in seen)
 
 
-def test_the_compare_job_refuses_over_cap_parameters():
-    from backend.jobs import LocalContext
-    from backend.services.continuation.schemas import ContinueRequest
-    from backend.services.continuation.tasks import compare_job
-
-    with pytest.raises(ValueError, match="max_new_tokens"):
-        compare_job(ContinueRequest(prompt="x", max_new_tokens=10**6), LocalContext())
+def test_the_compare_job_kind_checks_its_caps_at_submission(client):
+    r = client.post("/api/jobs", json={"kind": "continuation.compare",
+                                       "params": {"prompt": "x", "max_new_tokens": 10**6}})
+    assert r.status_code == 422 and r.get_json()["limit"] == "CONTINUATION_MAX_NEW_TOKENS"
 
 
 def test_a_cancelled_compare_job_stops_at_the_next_token():
@@ -162,7 +162,8 @@ def test_job_endpoint_starts_a_job_that_finishes(client):
     r = client.post("/api/continue/jobs", json={"prompt": "我们明天从白云", "max_new_tokens": 3})
     assert r.status_code == 202, r.get_json()
     job = r.get_json()
-    assert job["kind"] == "continuation.compare" and job["status_url"].endswith(job["id"])
+    assert job["kind"] == "continuation.compare" and job["job_key"] and "key=" in job["status_url"]
+    assert r.headers["Location"] == job["status_url"]
     for _ in range(600):
         state = client.get(job["status_url"]).get_json()
         if state["status"] in ("done", "failed", "cancelled"):

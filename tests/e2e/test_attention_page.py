@@ -48,7 +48,8 @@ def test_stored_results_and_heat_map(live_server, browser):
     box.send_keys("600")
     browser.execute_script("document.getElementById('relpos-n').removeAttribute('max')")
     browser.find_element(By.ID, "relpos-button").click()
-    assert "ATTENTION_RELPOS_MAX_N=512" in _status(browser, "relpos-status", lambda t: "limit" in t)
+    assert "600 positions is over the limit of 512 positions" in _status(browser, "relpos-status",
+                                                                       lambda t: "limit" in t)
 
 
 def test_score_a_text_and_show_errors(live_server, browser):

@@ -11,44 +11,22 @@ manifest's real match patterns decide where they run. A missing browser fails th
 
 from __future__ import annotations
 
-import datetime as dt
-import http.server
 import importlib.util
-import ipaddress
 import json
-import ssl
 import sys
-import threading
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.e2e.conftest import CHROMEDRIVER, chrome_options
+from tests.e2e.paper_hosts import CVF_PAGE, HOSTS, NEURIPS_PAGE, PaperHosts
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGES = ROOT / "tests" / "data" / "extension_pages"
-VECTORS = ROOT / "tests" / "data" / "resolve.jsonl"
+VECTORS = [ROOT / "tests" / "data" / "resolve.jsonl", ROOT / "tests" / "data" / "reach.jsonl"]
 PUBLIC_BASE = "https://papers.cool"
-HOSTS = ["arxiv.org", "www.arxiv.org", "export.arxiv.org", "openreview.net", "aclanthology.org"]
-# (host, path with query) -> fixture page
-ROUTES = {
-    ("arxiv.org", "/abs/2307.01850"): "arxiv_abs.html",
-    ("arxiv.org", "/abs/hep-th/9901001"): "arxiv_abs_old.html",
-    ("export.arxiv.org", "/abs/1706.03762"): "arxiv_abs_changed.html",
-    ("arxiv.org", "/list/cs.CL/new"): "arxiv_list.html",
-    ("openreview.net", "/forum?id=B18WgG-CZ"): "openreview_forum.html",
-    ("openreview.net", "/group?id=ICLR.cc/2018/Conference"): "openreview_group.html",
-    ("aclanthology.org", "/2024.naacl-long.431/"): "acl_paper.html",
-    ("aclanthology.org", "/2023.acl-long.1/"): "acl_changed.html",
-    ("aclanthology.org", "/volumes/2024.naacl-long/"): "acl_volume.html",
-}
 WAIT = 10
 
 
@@ -69,65 +47,12 @@ def extension(tmp_path_factory):
     return build.build("dev", out=tmp / "dist", key_dir=tmp / "keys", package=False)
 
 
-def _self_signed(directory: Path) -> tuple[Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "paper hosts (test)")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(h) for h in HOSTS] + [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
-class _PageHandler(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's naming)
-        host = (self.headers.get("Host") or "").split(":")[0]
-        page = ROUTES.get((host, self.path))
-        if page is None:
-            self.send_error(404, f"no fixture for {host}{self.path}")
-            return
-        body = (PAGES / page).read_bytes()
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html; charset=utf-8")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):  # keep test output quiet
-        pass
-
-
 @pytest.fixture(scope="module")
 def paper_hosts(tmp_path_factory):
-    """An https server on loopback answering for arxiv.org, openreview.net and aclanthology.org."""
-    cert, key = _self_signed(tmp_path_factory.mktemp("tls"))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PageHandler)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, name="paper-hosts", daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
+    """An https server on loopback answering for arXiv, OpenReview, ACL, CVF, USENIX, AAAI, ADS and NeurIPS."""
+    hosts = PaperHosts(tmp_path_factory.mktemp("tls"))
+    yield hosts.port
+    hosts.close()
 
 
 @pytest.fixture(scope="module")
@@ -243,7 +168,7 @@ def _local(target: str, base: str) -> str:
 
 
 def _vectors() -> list[dict]:
-    return [json.loads(line) for line in VECTORS.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [json.loads(line) for path in VECTORS for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _info(vector: dict) -> dict:
@@ -404,10 +329,12 @@ def test_a_redirect_from_a_tab_group_stays_in_the_group(at_backend):
 def test_omnibox_and_keyboard_command_paths(at_backend):
     ext, d = at_backend, at_backend.driver
     suggestion = ext.call({"type": "omniboxSuggest", "text": "https://openreview.net/forum?id=B18WgG-CZ"})
-    assert "B18WgG-CZ@OpenReview" in suggestion["description"]
+    assert suggestion["description"] == "Cool Papers: open OpenReview B18WgG-CZ"  # people's names, no raw key
     # the suggestion is omnibox XML: user text is escaped
     described = ext.call({"type": "omniboxSuggest", "text": "<b>scaling</b> laws"})["description"]
-    assert described == f"Cool Papers: open search {ext.live}/arxiv/search?highlight=1&amp;query=scaling%20laws"
+    assert described == "Cool Papers: search for scaling laws"
+    path = ext.call({"type": "omniboxSuggest", "text": "https://papers.cool/venue/a&b"})["description"]
+    assert path == "Cool Papers: open Cool Papers page /venue/a&amp;b"
     assert (
         ext.call({"type": "omniboxSuggest", "text": "<b>"})["description"] == "Cool Papers: no paper or words found yet"
     )
@@ -486,7 +413,12 @@ def test_popup_on_an_acl_volume_opens_its_papers_together(at_backend):
     d.get(ext.url("options.html"))
     d.get(ext.url(f"popup.html?tab={_tab_id_of_other_window(ext)}"))
     items = WebDriverWait(d, WAIT).until(lambda x: x.find_elements(By.CSS_SELECTOR, "#papers li"))
-    assert [li.find_element(By.CSS_SELECTOR, ".kind").text for li in items] == ["venue", "venue"]
+    # the venue by name and the paper as the venue writes it: never "venue" nor "2024.naacl-long.1@ACL"
+    assert [li.find_element(By.CSS_SELECTOR, ".kind").text for li in items] == [
+        "ACL Anthology · 2024.naacl-long.1",
+        "ACL Anthology · 2024.naacl-long.2",
+    ]
+    assert [li.find_element(By.CSS_SELECTOR, ".title").text for li in items] == ["First paper", "Second paper"]
     before = set(d.window_handles)
     d.find_element(By.ID, "open-all").click()
     ext.new_window_after(before)
@@ -587,15 +519,23 @@ def test_extension_pages_log_no_errors(at_backend):
     assert urlsplit(d.current_url).scheme == "chrome-extension"
 
 
-def test_chinese_locale(extension, tmp_path):
-    """With a zh-CN browser, pages and notifications come from _locales/zh_CN."""
+def test_chinese_locale(extension, paper_hosts, tmp_path):
+    """With a zh-CN browser, pages and notifications come from _locales/zh_CN, with Chinese typography."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
+    rules = ",".join(f"MAP {host} 127.0.0.1:{paper_hosts}" for host in HOSTS)
     options = chrome_options(
-        [f"--user-data-dir={tmp_path / 'profile'}", f"--load-extension={extension.directory}", "--lang=zh-CN"]
+        [
+            f"--user-data-dir={tmp_path / 'profile'}",
+            f"--load-extension={extension.directory}",
+            "--lang=zh-CN",
+            f"--host-resolver-rules={rules}",
+            "--ignore-certificate-errors",
+        ]
     )
     browser = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    browser.set_script_timeout(30)
     try:
         browser.get(f"chrome-extension://{extension.extension_id}/options.html")
         WebDriverWait(browser, WAIT).until(lambda d: d.title == "Cool Papers 设置")
@@ -605,7 +545,240 @@ def test_chinese_locale(extension, tmp_path):
             lambda d: helper.call({"type": "redirect", "info": {"pageUrl": "https://example.com/"}})
         )
         assert result["ok"] is False and "页面地址" in result["message"]
+        # a Chinese list: 、 between items and 或 before the last, no ASCII comma
+        listed = helper.call(
+            {"type": "redirect", "info": {"selectionText": "!!", "linkUrl": "https://example.com/a", "pageUrl": "https://example.com/"}}
+        )
+        assert "在选中的文字、链接或页面地址中没有找到" in listed["message"], listed
+        # omnibox: a space between 打开 and the Latin words
+        suggestion = helper.call({"type": "omniboxSuggest", "text": "2307.01850"})["description"]
+        assert suggestion == "Cool Papers：打开 arXiv 2307.01850"
+        assert helper.call({"type": "omniboxSuggest", "text": "https://github.com/bojone/rerope"})["description"] == (
+            "Cool Papers：这个网址里没有论文"
+        )
+
+        # the popup's 打开 buttons stay on one line beside long titles (a listing tab in another window)
+        browser.get("https://arxiv.org/list/cs.CL/new")
+        WebDriverWait(browser, WAIT).until(lambda x: x.find_elements(By.CSS_SELECTOR, "dt a.cool-papers-link"))
+        browser.switch_to.new_window("window")
+        browser.get(f"chrome-extension://{extension.extension_id}/options.html")
+        tab_id = _tab_id_of_other_window(helper)
+        browser.set_window_size(420, 700)
+        browser.get(f"chrome-extension://{extension.extension_id}/popup.html?tab={tab_id}")
+        items = WebDriverWait(browser, WAIT).until(lambda x: x.find_elements(By.CSS_SELECTOR, "#papers li"))
+        assert len(items) == 3
+        for button in browser.find_elements(By.CSS_SELECTOR, "#papers li button"):
+            assert button.text == "打开"
+            box = browser.execute_script(
+                "const r = arguments[0].getBoundingClientRect(), s = getComputedStyle(arguments[0]);"
+                "return {height: r.height, line: parseFloat(s.lineHeight) || 1.45 * parseFloat(s.fontSize),"
+                " padding: parseFloat(s.paddingTop) + parseFloat(s.paddingBottom) + 2};",
+                button,
+            )
+            assert box["height"] <= box["line"] + box["padding"] + 1, box  # one line of text, not one a character
         browser.get(f"chrome-extension://{extension.extension_id}/popup.html")
         WebDriverWait(browser, WAIT).until(lambda d: d.find_element(By.ID, "go").text == "在 Cool Papers 打开")
     finally:
         browser.quit()
+
+
+# --- issue 17: reach --------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "css", "target"),
+    [
+        (
+            f"https://openaccess.thecvf.com{CVF_PAGE}",
+            "#papertitle a.cool-papers-link.inline",
+            "/venue/Park_SplineGS_Robust_Motion-Adaptive_Spline_for_Real-Time_Dynamic_3D_Gaussians_from@CVPR2025@CVF",
+        ),
+        (
+            "https://www.usenix.org/conference/usenixsecurity24/presentation/xu-haichuan",
+            "h1#page-title a.cool-papers-link.inline",
+            "/venue/xu-haichuan@usenixsecurity24@USENIX",
+        ),
+        (
+            "https://ojs.aaai.org/index.php/AAAI/article/view/38818",
+            "h1.page_title a.cool-papers-link.inline",
+            "/venue/38818@AAAI",
+        ),
+    ],
+)
+def test_content_script_on_cvf_usenix_and_aaai_paper_pages(at_backend, url, css, target):
+    ext, d = at_backend, at_backend.driver
+    d.get(url)
+    links = _link(d, css)
+    assert len(d.find_elements(By.CSS_SELECTOR, "a.cool-papers-link")) == 1
+    assert links[0].get_attribute("href") == ext.live + target
+    links[0].click()
+    d.switch_to.window(d.window_handles[-1])
+    ext.wait_loaded(ext.live + target)
+    assert _landed_ids(d) == [target.removeprefix("/venue/")]
+    assert not _console_errors(d, ext.id)
+
+
+def _ads_link(d) -> str:
+    """The one Cool Papers link of the ADS page once it settles (the app renders late)."""
+
+    def settled(x):
+        links = x.find_elements(By.CSS_SELECTOR, "a.cool-papers-link")
+        return links[0].get_attribute("href") if len(links) == 1 and "inline" in links[0].get_attribute("class") else None
+
+    return WebDriverWait(d, WAIT).until(settled)
+
+
+def test_content_script_follows_ads_in_app_navigation(at_backend):
+    """ADS is a single-page application: pushState changes the paper, the link must follow."""
+    ext, d = at_backend, at_backend.driver
+    d.get("https://ui.adsabs.harvard.edu/abs/2020arXiv201207436Z/abstract")
+    assert _ads_link(d) == f"{ext.live}/arxiv/2012.07436"
+    assert d.find_element(By.CSS_SELECTOR, "h2.s-abstract-title a.cool-papers-link")
+    d.find_element(By.ID, "next").click()  # history.pushState, then the app re-renders
+    WebDriverWait(d, WAIT).until(lambda x: x.current_url.endswith("/abs/2014arXiv1401.1234A/abstract"))
+    assert _ads_link(d) == f"{ext.live}/arxiv/1401.1234"
+    # a journal bibcode: the page's arXiv e-print link names the paper
+    d.find_element(By.ID, "next").click()
+    WebDriverWait(d, WAIT).until(lambda x: "2021ApJ" in x.current_url)
+    WebDriverWait(d, WAIT).until(lambda x: "Journal Version" in x.find_element(By.CSS_SELECTOR, "h2").text)
+    assert _ads_link(d) == f"{ext.live}/arxiv/2012.07436"
+    # away from an abstract: no link left behind
+    d.find_element(By.ID, "search").click()
+    WebDriverWait(d, WAIT).until(lambda x: x.find_elements(By.CSS_SELECTOR, "h2.s-results-title"))
+    WebDriverWait(d, WAIT).until(lambda x: not x.find_elements(By.CSS_SELECTOR, "a.cool-papers-link"))
+    # and back (popstate)
+    d.back()
+    WebDriverWait(d, WAIT).until(lambda x: "2021ApJ" in x.current_url)
+    assert _ads_link(d) == f"{ext.live}/arxiv/2012.07436"
+    assert not _console_errors(d, ext.id)
+
+
+def test_content_script_links_each_paper_of_an_acl_volume(at_backend):
+    ext, d = at_backend, at_backend.driver
+    d.get("https://aclanthology.org/volumes/2024.naacl-long/")
+    links = _link(d, "a.acl-row-link")
+    WebDriverWait(d, WAIT).until(lambda x: len(x.find_elements(By.CSS_SELECTOR, "a.acl-row-link")) == 2)
+    links = d.find_elements(By.CSS_SELECTOR, "a.acl-row-link")
+    assert [a.get_attribute("href") for a in links] == [
+        f"{ext.live}/venue/2024.naacl-long.1@ACL",
+        f"{ext.live}/venue/2024.naacl-long.2@ACL",
+    ]
+    # in the button row (pdf, bib) where the row has one, after the title where it has none
+    assert d.find_element(By.CSS_SELECTOR, ".list-button-row a.acl-row-link").get_attribute("href").endswith(".1@ACL")
+    assert not _console_errors(d, ext.id)
+
+
+def _popup_for(ext, url: str, *, tell: bool = False, title: str | None = None):
+    """The popup of a tab showing ``url``. WebDriver cannot click the toolbar button, so activeTab is never
+    granted and the browser hides the tab's address: where no content script tells it, ``tell`` passes it
+    (and the title) as the toolbar click would have let the popup read it."""
+    d = ext.driver
+    d.switch_to.window(ext.home)
+    d.get(url)
+    d.switch_to.new_window("window")
+    d.get(ext.url("options.html"))
+    query = f"tab={_tab_id_of_other_window(ext)}"
+    if tell:
+        query += "&" + urlencode({"url": url, **({"title": title} if title is not None else {})})
+    d.get(ext.url(f"popup.html?{query}"))
+    WebDriverWait(d, WAIT).until(lambda x: x.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1")
+    return d.find_elements(By.CSS_SELECTOR, "#papers li")
+
+
+def test_popup_labels_papers_alike_on_abstract_pages_and_listings(at_backend):
+    ext = at_backend
+    items = _popup_for(ext, "https://arxiv.org/abs/2307.01850")
+    assert [(li.find_element(By.CSS_SELECTOR, ".kind").text, li.find_element(By.CSS_SELECTOR, ".title").text) for li in items] == [
+        ("arXiv · 2307.01850", "Self-Consuming Generative Models Go MAD")
+    ]
+    ext.go_home()
+    items = _popup_for(ext, "https://arxiv.org/list/cs.CL/new")
+    labels = [(li.find_element(By.CSS_SELECTOR, ".kind").text, li.find_element(By.CSS_SELECTOR, ".title").text) for li in items]
+    assert labels[0][0] == "arXiv listing · cs.CL"
+    assert ("arXiv · 2307.01850", "Self-Consuming Generative Models Go MAD") in labels
+    assert all(" · " in kind and "venue" not in kind and "@" not in kind for kind, _ in labels)
+    ext.go_home()
+    items = _popup_for(ext, f"https://openaccess.thecvf.com{CVF_PAGE}")
+    kind = items[0].find_element(By.CSS_SELECTOR, ".kind").text
+    assert kind.startswith("CVPR 2025 · Park SplineGS") and "@" not in kind
+    assert items[0].find_element(By.CSS_SELECTOR, ".title").text.startswith("SplineGS: Robust")
+
+
+def test_popup_on_a_cool_papers_tab_offers_the_way_back(at_backend):
+    ext, d = at_backend, at_backend.driver
+    _popup_for(ext, f"{ext.live}/arxiv/2307.01850,hep-th/9901001", tell=True)
+    section = d.find_element(By.ID, "sources")
+    assert section.is_displayed()
+    links = [(a.text, a.get_attribute("href")) for a in section.find_elements(By.CSS_SELECTOR, "a")]
+    assert links == [
+        ("arXiv abstract", "https://arxiv.org/abs/2307.01850"),
+        ("PDF", "https://arxiv.org/pdf/2307.01850"),
+        ("arXiv abstract", "https://arxiv.org/abs/hep-th/9901001"),
+        ("PDF", "https://arxiv.org/pdf/hep-th/9901001"),
+    ]
+    before = set(d.window_handles)
+    section.find_element(By.CSS_SELECTOR, "a").click()  # back to the abstract (the local copy of arxiv.org)
+    ext.new_window_after(before)
+    WebDriverWait(d, WAIT).until(lambda x: x.current_url == "https://arxiv.org/abs/2307.01850")
+    ext.go_home()
+    _popup_for(ext, f"{ext.live}/venue/B18WgG-CZ@OpenReview,2024.naacl-long.431@ACL,12@2023@IJCAI", tell=True)
+    links = [(a.text, a.get_attribute("href")) for a in d.find_elements(By.CSS_SELECTOR, "#sources a")]
+    assert links == [
+        ("OpenReview page", "https://openreview.net/forum?id=B18WgG-CZ"),
+        ("ACL Anthology page", "https://aclanthology.org/2024.naacl-long.431/"),
+    ]  # IJCAI: no reverse defined, nothing extra
+    ext.go_home()
+    _popup_for(ext, "https://arxiv.org/abs/2307.01850", tell=True)
+    assert not d.find_element(By.ID, "sources").is_displayed()
+
+
+def test_popup_and_omnibox_say_no_paper_in_this_url(at_backend):
+    ext, d = at_backend, at_backend.driver
+    d.get(ext.url("popup.html"))
+    box = WebDriverWait(d, WAIT).until(lambda x: x.find_element(By.ID, "paste"))
+    box.send_keys("https://dl.acm.org/doi/10.1145/3292500.3330701")
+    before = set(d.window_handles)
+    d.find_element(By.ID, "go").click()
+    status = WebDriverWait(d, WAIT).until(lambda x: x.find_element(By.ID, "paste-status").text)
+    assert status.startswith("No paper in this URL")
+    assert "bad" in d.find_element(By.ID, "paste-status").get_attribute("class")
+    assert set(d.window_handles) == before  # no keyword search on "https dl acm org doi"
+    assert ext.call({"type": "omniboxSuggest", "text": "https://github.com/bojone/rerope"})["description"] == (
+        "Cool Papers: no paper in this URL"
+    )
+    entered = ext.call({"type": "omnibox", "text": "https://github.com/bojone/rerope", "disposition": "currentTab"})
+    assert entered["ok"] is False and entered["message"].startswith("No paper in this URL")
+
+
+def test_options_suggest_the_scheme_a_base_lacks(at_backend):
+    ext, d = at_backend, at_backend.driver
+    status = ext.set_options("127.0.0.1:5602", "newTab")
+    assert status == "The address needs http:// or https:// in front. Did you mean http://127.0.0.1:5602?"
+    assert ext.storage()["base"] == ext.live  # nothing saved
+    use = d.find_element(By.ID, "use-suggestion")
+    assert use.is_displayed() and use.text == "Use http://127.0.0.1:5602"
+    use.click()
+    WebDriverWait(d, WAIT).until(lambda x: x.find_element(By.ID, "status").text == "Saved.")
+    assert ext.storage()["base"] == "http://127.0.0.1:5602"
+    assert not d.find_element(By.ID, "use-suggestion").is_displayed()
+    assert "Did you mean https://example.org/cool?" in ext.set_options("example.org/cool", "newTab")
+
+
+def test_title_fallback_through_the_click_handler(at_backend):
+    """A publisher's paper page: the click carries the tab's title, which becomes the search (reach.jsonl has more)."""
+    ext, d = at_backend, at_backend.driver
+    page = f"https://proceedings.neurips.cc{NEURIPS_PAGE}"
+    before = set(d.window_handles)
+    result = ext.call({"type": "redirect", "info": {"pageUrl": page, "pageTitle": "Attention is All you Need"}})
+    assert result["ok"], result
+    ext.new_window_after(before)
+    ext.wait_loaded(f"{ext.live}/arxiv/search?highlight=1&query=Attention%20is%20All%20you%20Need")
+    # the local search marks content words only, never "is", "all", "you"
+    marked = {m.text.lower() for m in d.find_elements(By.CSS_SELECTOR, "mark")}
+    assert marked and marked <= {"attention", "need"}, marked
+    d.close()
+    d.switch_to.window(ext.home)
+    bad = ext.call({"type": "redirect", "info": {"pageUrl": page, "pageTitle": "<script>alert(1)</script>"}})
+    assert bad["ok"] is False
+    # the popup on that tab offers the same search, labelled as one
+    ext.go_home()
+    items = _popup_for(ext, page, tell=True, title="Attention is All you Need - NeurIPS")
+    assert [li.find_element(By.CSS_SELECTOR, ".kind").text for li in items] == ["Search · Attention is All you Need"]

@@ -97,11 +97,11 @@ def test_large_run_goes_through_a_job_with_progress(browser, live_server):
 
 def test_bad_input_shows_the_api_message(browser, live_server):
     open_page(browser, live_server)
-    fill(browser, {"mad-n-synth": 30000})  # over MAD_MAX_SAMPLES: the API's 422 names the cap
+    fill(browser, {"mad-n-synth": 30000})  # over MAD_MAX_SAMPLES: the API's 422 says so in the form's words
     browser.find_element(By.ID, "mad-run").click()
     error = browser.find_element(By.ID, "mad-error")
     WebDriverWait(browser, 10).until(lambda b: error.is_displayed())
-    assert "MAD_MAX_SAMPLES" in error.text
+    assert "30,000 synthetic samples (n_synth) is over the limit of 20,000" in error.text
     fill(browser, {"mad-n-synth": 20, "mad-target": "grid25", "mad-dim": 3})
     browser.find_element(By.ID, "mad-run").click()
     WebDriverWait(browser, 10).until(lambda b: "2-D" in error.text)

@@ -54,5 +54,5 @@ def test_bad_upload_shows_the_api_message(live_server, browser, tmp_path):
     browser.find_element(By.ID, "matrix-image").send_keys(str(path))
     browser.find_element(By.ID, "matrix-run").click()
     WebDriverWait(browser, 30).until(lambda d: d.find_element(By.ID, "matrix-status").text)
-    assert "could not read" in browser.find_element(By.ID, "matrix-status").text
+    assert "not an image this page can read" in browser.find_element(By.ID, "matrix-status").text
     assert browser.find_element(By.ID, "matrix-results").get_attribute("hidden") is not None

@@ -40,7 +40,10 @@ def test_prod_manifest_is_minimal(prod):
     for script in m["content_scripts"]:
         for pattern in script["matches"]:
             host = pattern.split("://", 1)[1].split("/", 1)[0]
-            assert host in {"arxiv.org", "www.arxiv.org", "export.arxiv.org", "openreview.net", "aclanthology.org"}
+            assert host in {
+                "arxiv.org", "www.arxiv.org", "export.arxiv.org", "openreview.net", "aclanthology.org",
+                "openaccess.thecvf.com", "www.usenix.org", "ojs.aaai.org", "ui.adsabs.harvard.edu",
+            }
 
 
 def test_targets_differ_only_where_they_should(prod, dev):
@@ -63,6 +66,8 @@ def test_only_runtime_files_ship(prod):
         "settings.js",
         "hosts.js",
         "i18n.js",
+        "labels.js",
+        "sources.js",
         "build-config.js",
         "popup.html",
         "popup.js",

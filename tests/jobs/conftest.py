@@ -121,6 +121,8 @@ class Harness:
             "JOBS_STALE_S": 5.0,
             "JOBS_PROGRESS_INTERVAL_S": 0.02,
             "JOBS_MAX_PENDING": 1000,
+            "JOBS_MAX_PENDING_PER_CLIENT": 1000,  # every request comes from this one loopback client
+            "JOBS_DEMO_MAX_PAYLOAD_KB": 1024,  # results over the inline limit (256 KiB) are part of the tests
         }
         if redis_url:
             settings["CELERY_BROKER_URL"] = redis_url
@@ -191,13 +193,17 @@ class Harness:
         assert response.status_code == 202, response.text
         return response.json()["id"]
 
+    def key(self, job_id: str) -> dict:
+        """The ?key= query of a job (reading and cancelling need it)."""
+        return {"key": self.manager.key_for(job_id)}
+
     def get(self, job_id: str) -> dict:
-        response = self.http.get(f"{self.url}/api/jobs/{job_id}")
+        response = self.http.get(f"{self.url}/api/jobs/{job_id}", params=self.key(job_id))
         assert response.status_code == 200, response.text
         return response.json()
 
     def cancel(self, job_id: str) -> requests.Response:
-        return self.http.delete(f"{self.url}/api/jobs/{job_id}")
+        return self.http.delete(f"{self.url}/api/jobs/{job_id}", params=self.key(job_id))
 
     def wait(self, job_id: str, statuses=FINISHED, timeout: float = 20) -> dict:
         return wait_until(lambda: (job := self.get(job_id))["status"] in statuses and job, timeout,

@@ -16,12 +16,12 @@ from tests.conftest import config_for_tests as make_config
 from tests.jobs.conftest import free_port, wait_until
 
 
-def wait_done(client, job_id: str, timeout: float = 15) -> dict:
+def wait_done(client, job: dict, timeout: float = 15) -> dict:
     def finished():
-        body = client.get(f"/api/jobs/{job_id}").get_json()
+        body = client.get(job["status_url"]).get_json()
         return body if body["status"] in ("done", "failed", "cancelled") else None
 
-    return wait_until(finished, timeout, f"job {job_id} to finish")
+    return wait_until(finished, timeout, f"job {job['id']} to finish")
 
 
 @pytest.fixture
@@ -33,10 +33,11 @@ def queue_only(tmp_path):
         hook()
 
 
-def demo(client, **params) -> str:
+def demo(client, **params) -> dict:
+    """Submit a demo job; its submission answer (id, job_key, status_url and result_url with ?key=)."""
     response = client.post("/api/jobs", json={"kind": "jobs.demo_sleep", "params": params})
     assert response.status_code == 202, response.get_json()
-    return response.get_json()["id"]
+    return response.get_json()
 
 
 # --- POST /api/jobs -------------------------------------------------------------------------------
@@ -46,9 +47,11 @@ def test_submit_returns_202_with_status_url_and_runs(client):
     response = client.post("/api/jobs", json={"kind": "jobs.demo_sleep", "params": {"steps": 2, "step_s": 0.01}})
     assert response.status_code == 202
     body = response.get_json()
-    assert set(body) == {"id", "kind", "status", "status_url"}
-    assert body["status_url"] == f"/api/jobs/{body['id']}" == response.headers["Location"]
-    done = wait_done(client, body["id"])
+    assert set(body) == {"id", "job_key", "kind", "status", "status_url", "result_url"}
+    assert len(body["job_key"]) == 32 and body["job_key"] != body["id"]
+    assert body["status_url"] == f"/api/jobs/{body['id']}?key={body['job_key']}" == response.headers["Location"]
+    assert body["result_url"] == f"/api/jobs/{body['id']}/result?key={body['job_key']}"
+    done = wait_done(client, body)
     assert done["status"] == "done"
     assert done["params"] == {"steps": 2, "step_s": 0.01, "fail_at": None, "payload_kb": 0}  # defaults filled
     assert done["result"]["steps"] == 2
@@ -63,15 +66,18 @@ def test_submit_params_default_to_empty(client):
 @pytest.mark.parametrize(
     ("payload", "field", "fragment"),
     [
-        ({"kind": "nope.nothing"}, "kind", "unknown job kind 'nope.nothing'; known kinds: "),
-        ({"kind": ""}, "kind", "at least 1 character"),
-        ({"params": {}}, "kind", "Field required"),
-        ({"kind": "jobs.demo_sleep", "params": {"steps": 0}}, "params.steps", "greater than or equal to 1"),
-        ({"kind": "jobs.demo_sleep", "params": {"steps": "many"}}, "params.steps", "valid integer"),
-        ({"kind": "jobs.demo_sleep", "params": {"step_s": 99}}, "params.step_s", "less than or equal to 5"),
-        ({"kind": "jobs.demo_sleep", "params": {"bogus": 1}}, "params.bogus", "Extra inputs are not permitted"),
-        ({"kind": "jobs.demo_sleep", "params": [1, 2]}, "params", "valid dictionary"),
-        ({"kind": "jobs.demo_sleep", "extra": 1}, "extra", "Extra inputs are not permitted"),
+        ({"kind": "nope.nothing"}, "kind", "there is no job kind 'nope.nothing'; choose one of "),
+        ({"kind": ""}, "kind", "kind must not be empty"),
+        ({"params": {}}, "kind", "kind is required"),
+        ({"kind": "jobs.demo_sleep", "params": {"steps": 0}}, "params.steps", "steps must be at least 1, not 0"),
+        ({"kind": "jobs.demo_sleep", "params": {"steps": "many"}}, "params.steps",
+         "steps must be a whole number, not the text 'many'"),
+        ({"kind": "jobs.demo_sleep", "params": {"step_s": 99}}, "params.step_s", "step_s must be at most 5, not 99"),
+        ({"kind": "jobs.demo_sleep", "params": {"bogus": 1}}, "params.bogus",
+         "bogus is not a field of this request; remove it"),
+        ({"kind": "jobs.demo_sleep", "params": [1, 2]}, "params", "params must be an object, not a list"),
+        ({"kind": "jobs.demo_sleep", "extra": 1}, "extra", "extra is not a field of this request; remove it"),
+        ({"kind": "jobs.demo_sleep", "params": {"steps": True}}, "params.steps", "steps must be a whole number, not true"),
     ],
 )
 def test_submit_rejects_invalid_requests_with_422_naming_the_field(client, payload, field, fragment):
@@ -88,9 +94,10 @@ def test_submit_rejects_bad_bodies(app, client):
     assert client.post("/api/jobs", data="{not json", content_type="application/json").status_code == 400
     assert client.post("/api/jobs", data="", content_type="application/json").status_code == 400
     assert client.post("/api/jobs", data="kind=x", content_type="text/plain").status_code == 415
+    assert client.post("/api/jobs", data='{"kind": "jobs.demo_sleep"}').status_code == 415  # no Content-Type
     app.config["MAX_JSON_BYTES"] = 200
     big = client.post("/api/jobs", json={"kind": "jobs.demo_sleep", "params": {"x": "y" * 500}})
-    assert big.status_code == 413 and "MAX_JSON_BYTES=200" in big.get_json()["error"]
+    assert big.status_code == 413 and (big.get_json()["limit"], big.get_json()["limit_value"]) == ("MAX_JSON_BYTES", 200)
 
 
 def test_submit_beyond_max_pending_is_429(queue_only):
@@ -99,7 +106,9 @@ def test_submit_beyond_max_pending_is_429(queue_only):
         demo(client)
     response = client.post("/api/jobs", json={"kind": "jobs.demo_sleep"})
     assert response.status_code == 429
-    assert "JOBS_MAX_PENDING=3" in response.get_json()["error"]
+    assert response.get_json()["limit"] == "JOBS_MAX_PENDING" and response.get_json()["limit_value"] == 3
+    assert response.get_json()["error"] == ("3 jobs are queued or running, as many as this server takes at once (3); "
+                                            "try again later")
 
 
 def test_unreachable_celery_broker_is_503_not_500(tmp_path):
@@ -144,12 +153,12 @@ def test_get_unknown_or_malformed_id_is_404(client):
 
 
 def test_failed_job_shows_error_and_no_result(client):
-    job_id = demo(client, steps=3, step_s=0, fail_at=1)
-    done = wait_done(client, job_id)
+    job = demo(client, steps=3, step_s=0, fail_at=1)
+    done = wait_done(client, job)
     assert done["status"] == "failed"
     assert done["error"] == "RuntimeError: demo failure at step 1, as requested"
     assert "result" not in done and "result_url" not in done
-    response = client.get(f"/api/jobs/{job_id}/result")
+    response = client.get(job["result_url"])
     assert response.status_code == 409 and response.get_json()["code"] == "no_result"
 
 
@@ -158,6 +167,7 @@ def test_result_endpoint_serves_inline_results(client):
     assert small["result_external"] is False
     assert client.get(small["result_url"]).get_json() == small["result"]
     assert client.get(f"/api/jobs/{'b' * 32}/result").status_code == 404
+    assert client.get(f"/api/jobs/{small['id']}/result").status_code == 403  # no key
 
 
 def test_result_stored_aside_over_threshold(tmp_path):
@@ -176,8 +186,8 @@ def test_result_stored_aside_over_threshold(tmp_path):
 
 def test_result_of_unfinished_job_is_409(queue_only):
     client = queue_only.test_client()
-    job_id = demo(client)
-    response = client.get(f"/api/jobs/{job_id}/result")
+    job = demo(client)
+    response = client.get(job["result_url"])
     assert response.status_code == 409 and "queued" in response.get_json()["error"]
 
 
@@ -186,28 +196,30 @@ def test_result_of_unfinished_job_is_409(queue_only):
 
 def test_cancel_queued_job_is_200_and_final(queue_only):
     client = queue_only.test_client()
-    job_id = demo(client)
-    response = client.delete(f"/api/jobs/{job_id}")
+    job = demo(client)
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 403  # cancelling needs the key too
+    assert client.delete(f"/api/jobs/{job['id']}?key={'0' * 32}").status_code == 403
+    response = client.delete(job["status_url"])
     assert response.status_code == 200
     assert response.get_json()["status"] == "cancelled"
-    again = client.delete(f"/api/jobs/{job_id}")  # idempotent while it never ran
+    again = client.delete(job["status_url"])  # idempotent while it never ran
     assert again.status_code == 200 and again.get_json()["status"] == "cancelled"
 
 
 def test_cancel_running_job_is_202_then_cancelled(client):
-    job_id = demo(client, steps=300, step_s=0.02)
-    wait_until(lambda: client.get(f"/api/jobs/{job_id}").get_json()["status"] == "running", 10, "running")
-    response = client.delete(f"/api/jobs/{job_id}")
+    job = demo(client, steps=300, step_s=0.02)
+    wait_until(lambda: client.get(job["status_url"]).get_json()["status"] == "running", 10, "running")
+    response = client.delete(job["status_url"])
     assert response.status_code == 202
     assert response.get_json()["cancel_requested"] is True
-    done = wait_done(client, job_id)
+    done = wait_done(client, job)
     assert done["status"] == "cancelled" and done["error"] == "cancelled while running"
 
 
 def test_cancel_finished_or_unknown_job(client):
-    job_id = demo(client, steps=1, step_s=0)
-    wait_done(client, job_id)
-    finished = client.delete(f"/api/jobs/{job_id}")
+    job = demo(client, steps=1, step_s=0)
+    wait_done(client, job)
+    finished = client.delete(job["status_url"])
     assert finished.status_code == 409 and finished.get_json()["code"] == "job_finished"
     assert client.delete(f"/api/jobs/{'c' * 32}").status_code == 404
     assert client.delete("/api/jobs/xyz").status_code == 404
@@ -218,8 +230,8 @@ def test_cancel_finished_or_unknown_job(client):
 
 def test_list_newest_first_with_filters(queue_only):
     client = queue_only.test_client()
-    first, second, third = demo(client), demo(client), demo(client)
-    client.delete(f"/api/jobs/{second}")
+    first, second, third = (demo(client)["id"] for _ in range(3))
+    client.delete(f"/api/jobs/{second}?key={jobs.manager(queue_only).key_for(second)}")
     listed = client.get("/api/jobs").get_json()["jobs"]
     assert [j["id"] for j in listed] == [third, second, first]
     assert [j["id"] for j in client.get("/api/jobs?limit=1").get_json()["jobs"]] == [third]
@@ -264,7 +276,7 @@ def test_jobs_page_and_openapi(client):
 
 
 def test_helpers_submit_get_cancel(app):
-    with app.test_request_context():
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "127.0.0.1"}):
         job_id = jobs.submit("jobs.demo_sleep", {"steps": 1, "step_s": 0})
         assert len(job_id) == 32
         wait_until(lambda: jobs.get(job_id)["status"] == "done", 10, "done")
@@ -285,16 +297,16 @@ def test_helpers_submit_get_cancel(app):
 def test_helpers_accept_a_params_model(app):
     from backend.jobs.demo import DemoSleepParams
 
-    with app.app_context():
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "127.0.0.1"}):
         job_id = jobs.submit("jobs.demo_sleep", DemoSleepParams(steps=2, step_s=0))
         wait_until(lambda: jobs.get(job_id)["status"] == "done", 10, "done")
-        assert jobs.get(job_id)["result_url"] == f"/api/jobs/{job_id}/result"
+        assert jobs.get(job_id)["result_url"] == f"/api/jobs/{job_id}/result"  # the server's own view: no key
 
 
 def test_pool_starts_lazily(app):
     manager = jobs.manager(app)
     assert manager.pool is not None and manager.pool.alive == 0  # nothing submitted: no threads
-    with app.app_context():
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "127.0.0.1"}):
         job_id = jobs.submit("jobs.demo_sleep", {"steps": 1, "step_s": 0})
     assert manager.pool.alive == app.config["JOBS_WORKERS"]
     deadline = time.monotonic() + 10

@@ -21,7 +21,7 @@ def test_submit_reports_progress_then_result(jobs):
     job_id = jobs.submit("jobs.demo_sleep", {"steps": 8, "step_s": 0.15})
     first = jobs.get(job_id)
     assert first["status"] in ("queued", "running")
-    assert first["status_url"] == f"/api/jobs/{job_id}"
+    assert first["status_url"] == f"/api/jobs/{job_id}?key={jobs.key(job_id)['key']}"
 
     midway = jobs.wait(job_id, statuses=("running",))
     seen = wait_until(lambda: (j := jobs.get(job_id))["progress"] > 0 and j, 10, "progress above 0")
@@ -100,7 +100,7 @@ def test_failure_inside_task_is_reported_and_worker_survives(jobs):
 
     bad = jobs.wait(jobs.submit("tests_jobs.not_json"))
     assert bad["status"] == "failed" and "not JSON" in bad["error"]
-    result = jobs.http.get(f"{jobs.url}/api/jobs/{failing}/result")
+    result = jobs.http.get(f"{jobs.url}/api/jobs/{failing}/result", params=jobs.key(failing))
     assert result.status_code == 409 and "failed" in result.json()["error"]
 
     name = token()

@@ -99,7 +99,7 @@ def test_auto_mode_switches_to_a_job_over_the_sync_cap(app, client):
     assert wait_for_job(client, r.get_json()["status_url"])["status"] == "done"
     r = client.post("/api/mad/simulate", json={**SMALL, "mode": "sync"})
     assert r.status_code == 422
-    assert "MAD_SYNC_MAX_WORK" in r.get_json()["error"]
+    assert r.get_json()["limit"] == "MAD_SYNC_MAX_WORK" and "choose mode auto or job" in r.get_json()["error"]
 
 
 @pytest.mark.parametrize(
@@ -123,7 +123,8 @@ def test_caps_give_422_naming_the_cap(client, overrides, cap):
     r = client.post("/api/mad/simulate", json={**SMALL, **overrides})
     assert r.status_code == 422
     body = r.get_json()
-    assert cap in body["error"] and body["status"] == 422
+    assert body["limit"] == cap and body["limit_value"] == client.application.config[cap] and body["status"] == 422
+    assert "MAD_" not in body["error"] and " is over the " in body["error"] and "; " in body["error"]
 
 
 @pytest.mark.parametrize(
@@ -182,12 +183,12 @@ def test_malformed_bodies(client):
     assert client.post("/api/mad/simulate", data="x", content_type="text/plain").status_code == 415
     big = {"target_cov": [[0.0] * 1000] * 1000}  # ~5 MB of JSON
     r = client.post("/api/mad/simulate", json=big)
-    assert r.status_code == 413 and "MAX_JSON_BYTES" in r.get_json()["error"]
+    assert r.status_code == 413 and r.get_json()["limit"] == "MAX_JSON_BYTES"
 
 
 def test_job_submission_checks_caps_and_params(client):
     r = client.post("/api/jobs", json={"kind": "mad.simulate", "params": {**SMALL, "dim": 500}})
-    assert r.status_code == 422 and "MAD_MAX_DIM" in r.get_json()["error"]
+    assert r.status_code == 422 and r.get_json()["limit"] == "MAD_MAX_DIM" and r.get_json()["field"] == "params.dim"
     r = client.post("/api/jobs", json={"kind": "mad.simulate", "params": {**SMALL, "lam": 2}})
     assert r.status_code == 422
     r = client.post("/api/jobs", json={"kind": "mad.simulate", "params": SMALL})
@@ -213,12 +214,14 @@ def test_default_scatter_shrinks_for_long_runs():
 
 
 def test_task_params_check_the_apps_caps_at_submission_only(app):
-    with app.app_context():
-        with pytest.raises(ValueError, match="MAD_MAX_REPLICATES"):
-            SimulateJobParams(**{**SMALL, "replicates": 5 * 10**5})
-        app.config["MAD_MAX_REPLICATES"] = 10**7
-        SimulateJobParams(**{**SMALL, "replicates": 5 * 10**5, "metrics": []})
-    # A worker re-validating stored params (no app) does not re-apply caps the app already checked.
+    from backend.jobs.manager import InvalidParams, validate_params
+
+    with pytest.raises(InvalidParams) as refused:
+        validate_params("mad.simulate", {**SMALL, "replicates": 5 * 10**5}, app.config)
+    assert refused.value.limit == "MAD_MAX_REPLICATES"
+    app.config["MAD_MAX_REPLICATES"] = 10**7  # the app's own settings apply (a create_app override included)
+    validate_params("mad.simulate", {**SMALL, "replicates": 5 * 10**5, "metrics": []}, app.config)
+    # A worker re-validating stored params (no settings) does not re-apply caps the app already checked.
     assert SimulateJobParams(**{**SMALL, "replicates": 5 * 10**5}).replicates == 5 * 10**5
 
 
@@ -284,7 +287,9 @@ def test_effective_sample_size_is_null_unless_asked_and_only_for_fresh_data(clie
     r = client.post("/api/mad/simulate", json={**FRESH, "n_real": 20000, "n_synth": 20000, "generations": 1,
                                                "replicates": 1})
     body = r.get_json()
-    assert r.status_code == 422 and "MAD_MAX_TRAINING_SET" in body["error"]
+    assert r.status_code == 422 and body["limit"] == "MAD_MAX_TRAINING_SET"
+    assert body["error"] == ("the real-only reference fit of 320,000 samples that n_e needs is over the limit of "
+                             "100,000 samples; use a smaller n_real + n_synth, or leave n_e off")
     assert body["field"] == "effective_sample_size"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -28,7 +29,10 @@ def assert_error(resp, status, *words, field=None):
     body = resp.get_json()
     assert body["status"] == status and isinstance(body["error"], str)
     for word in words:
-        assert word.lower() in body["error"].lower(), body["error"]
+        if re.fullmatch(r"[A-Z_]+", word):  # a setting: named in `limit`, never in the sentence
+            assert body["limit"] == word and word not in body["error"], body
+        else:
+            assert word.lower() in body["error"].lower(), body["error"]
     if field is not None:
         assert body["field"] == field
     return body
@@ -176,7 +180,8 @@ def test_oversized_upload_and_matrix_caps(app, client):
 def test_request_over_max_content_length_is_413(app, client):
     app.config["MAX_CONTENT_LENGTH"] = 2000
     resp = upload(client, "/api/matrix/lowrank", npy_bytes(np.ones((30, 30))), rank=1)
-    assert resp.status_code == 413 and "MAX_CONTENT_LENGTH" in resp.get_json()["error"]
+    assert resp.status_code == 413 and resp.get_json()["limit"] == "MAX_CONTENT_LENGTH"
+    assert resp.get_json()["error"].endswith("is over the limit of 2,000 bytes; send a smaller file")
 
 
 # ---------------------------------------------------------------- /api/matrix/monarch
@@ -262,7 +267,10 @@ def test_compress_bad_form(client, form, status, words):
 
 def test_compress_bad_and_oversized_images(app, client):
     assert_error(upload(client, "/api/matrix/compress", b"GIF89a broken", name="x.gif", field="image", size=16),
-                 400, "could not read", field="image")
+                 400, "not an image this page can read", field="image")
+    body = upload(client, "/api/matrix/compress", b"plain text", name="x.txt", field="image", size=16).get_json()
+    assert body["error"] == ("the uploaded file is not an image this page can read; upload a PNG, JPEG, GIF or BMP "
+                             "file") and "BytesIO" not in body["error"]
     app.config["MATRIX_IMAGE_UPLOAD_MAX_BYTES"] = 10
     assert_error(upload(client, "/api/matrix/compress", b"0" * 100, name="x.png", field="image", size=16),
                  413, "MATRIX_IMAGE_UPLOAD_MAX_BYTES")

@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from backend.services.matrix.image import BUILTIN_IMAGES, ImageError, builtin_image, compress, load_image, png_data_url
+from backend.web.caps import CapExceeded
 
 
 @pytest.mark.parametrize("name", BUILTIN_IMAGES)
@@ -46,9 +47,10 @@ def test_load_image_crops_resizes_and_rejects_garbage():
     Image.fromarray((np.arange(40 * 60).reshape(40, 60) % 256).astype(np.uint8)).convert("RGB").save(buf, "PNG")
     img = load_image(buf.getvalue(), 16, max_pixels=10_000)
     assert img.shape == (16, 16)
-    with pytest.raises(ImageError, match="pixels"):
+    with pytest.raises(CapExceeded, match="pixels") as over:
         load_image(buf.getvalue(), 16, max_pixels=100)
-    with pytest.raises(ImageError, match="could not read"):
+    assert over.value.over.setting == "MATRIX_IMAGE_MAX_PIXELS" and over.value.over.limit == 100
+    with pytest.raises(ImageError, match="not an image this page can read"):
         load_image(b"not an image", 16, max_pixels=10_000)
     with pytest.raises(ImageError, match="empty"):
         load_image(b"", 16, max_pixels=10_000)

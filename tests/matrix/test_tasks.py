@@ -27,11 +27,23 @@ def test_job_matches_the_eckart_young_errors_and_reports_progress():
 @pytest.mark.parametrize("params,words", [
     ({"matrix": A.tolist(), "rank": 9}, "rank"),
     ({"matrix": [[1e200, 1.0]], "rank": 1}, "rescale"),
-    ({"matrix": A.tolist(), "rank": 2, "method": "randomized", "power_iters": 10_000}, "MATRIX_MAX_POWER_ITERS"),
 ])
 def test_job_refuses_bad_params_with_a_message(params, words):
     with pytest.raises(ValueError, match=words):
         lowrank_job(LowRankJobParams(**params), LocalContext())
+
+
+def test_job_params_are_capped_by_the_apps_settings_at_submission(app):
+    from backend.jobs.manager import InvalidParams, validate_params
+
+    params = {"matrix": A.tolist(), "rank": 2, "method": "randomized", "power_iters": 10_000}
+    with pytest.raises(InvalidParams) as refused:
+        validate_params("matrix.lowrank", params, app.config)
+    assert refused.value.limit == "MATRIX_MAX_POWER_ITERS" and refused.value.field == "params.power_iters"
+    app.config["MATRIX_MAX_ENTRIES"] = 50  # a create_app override applies to jobs too (A has 108 entries)
+    with pytest.raises(InvalidParams) as refused:
+        validate_params("matrix.lowrank", {"matrix": A.tolist(), "rank": 2}, app.config)
+    assert refused.value.limit == "MATRIX_MAX_ENTRIES"
 
 
 def test_job_through_the_job_api(client):

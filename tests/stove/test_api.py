@@ -70,10 +70,17 @@ def test_auth_comes_before_body_validation(stove_client):
     assert r.status_code == 401
 
 
-def test_denied_attempts_are_audited(stove_client):
-    stove_client.post("/api/stove/burners/left/shutoff", headers={"Authorization": "Bearer nope"})
+def test_refused_attempts_are_counted_apart_not_audited(stove_client):
+    for _ in range(3):
+        stove_client.post("/api/stove/burners/left/shutoff", headers={"Authorization": "Bearer nope"})
+    stove_client.delete("/api/stove/burners/right/timer")
+    r = stove_client.get("/api/stove/refusals", headers=AUTH)
+    assert r.status_code == 200
+    counts = {(e["endpoint"], e["reason"]): e["count"] for e in r.json["refusals"]}
+    assert counts == {("stove.shutoff", "wrong bearer token"): 3, ("stove.cancel_timer", "no bearer token"): 1}
+    assert all(e["client"] == "127.0.0.1" and e["minute"].endswith(":00.000Z") for e in r.json["refusals"])
     rows = stove_client.get("/api/stove/audit", headers=AUTH).json["entries"]
-    assert any(e["result"] == "denied: wrong bearer token" and "shutoff" in e["action"] for e in rows)
+    assert not any("denied" in e["result"] for e in rows)
 
 
 @pytest.mark.parametrize("method, suffix, body", [
@@ -148,21 +155,24 @@ def test_timer_success_rearm_and_cancel(stove_client):
 
 
 @pytest.mark.parametrize("body, field, fragment", [
-    ({"minutes": 0}, "minutes", "greater than 0"),
-    ({"minutes": -3}, "minutes", "greater than 0"),
-    ({"minutes": 240.5}, "minutes", "over the limit STOVE_TIMER_MAX_MIN=240.0"),
-    ({"minutes": 1e9}, "minutes", "STOVE_TIMER_MAX_MIN"),
-    ({"minutes": "5"}, "minutes", "valid number"),
-    ({"minutes": True}, "minutes", "valid number"),
-    ({"minutes": None}, "minutes", "valid number"),
-    ({}, "minutes", "Field required"),
-    ({"minutes": 5, "seconds": 3}, "seconds", "Extra inputs"),
-    ([5], None, "valid dictionary"),
+    ({"minutes": 0}, "minutes", "minutes must be more than 0, not 0"),
+    ({"minutes": -3}, "minutes", "minutes must be more than 0, not -3"),
+    ({"minutes": 240.5}, "minutes", "240.5 minutes is over the limit of 240 minutes; use at most 240 minutes"),
+    ({"minutes": 1e9}, "minutes", "1,000,000,000 minutes is over the limit of 240 minutes"),
+    ({"minutes": "5"}, "minutes", "minutes must be a number, not the text '5'"),
+    ({"minutes": True}, "minutes", "minutes must be a number, not true"),
+    ({"minutes": None}, "minutes", "minutes must be a number, not null"),
+    ({}, "minutes", "minutes is required"),
+    ({"minutes": 5, "seconds": 3}, "seconds", "seconds is not a field of this request; remove it"),
+    ([5], None, "the body must be an object, not a list"),
 ])
 def test_timer_bad_durations_are_422(stove_client, body, field, fragment):
     r = stove_client.post("/api/stove/burners/left/timer", json=body, headers=AUTH)
     assert r.status_code == 422, r.json
     assert r.json["field"] == field and fragment in r.json["error"]
+    assert "STOVE_" not in r.json["error"]
+    if "over the limit" in fragment:
+        assert (r.json["limit"], r.json["limit_value"]) == ("STOVE_TIMER_MAX_MIN", 240.0)
 
 
 def test_timer_bad_json_is_400_and_wrong_type_415(stove_client):
@@ -220,11 +230,11 @@ def test_audit_lists_who_what_when_result(stove_client):
 
 
 @pytest.mark.parametrize("query, status, fragment", [
-    ("limit=501", 422, "over the limit STOVE_AUDIT_PAGE_MAX=500"),
-    ("limit=0", 422, "greater than or equal to 1"),
-    ("limit=abc", 422, "valid integer"),
-    ("before_id=-1", 422, "greater than or equal to 1"),
-    ("colour=red", 422, "Extra inputs"),
+    ("limit=501", 422, "501 rows is over the limit of 500 rows; use at most 500 rows"),
+    ("limit=0", 422, "limit must be at least 1, not 0"),
+    ("limit=abc", 422, "limit must be a whole number, not the text 'abc'"),
+    ("before_id=-1", 422, "before_id must be at least 1, not -1"),
+    ("colour=red", 422, "colour is not a field of this request; remove it"),
     ("burner=middle", 404, "unknown burner"),
 ])
 def test_audit_bad_queries(stove_client, query, status, fragment):
@@ -344,9 +354,10 @@ def test_person_tokens_name_the_person_in_the_audit(tmp_path):
                              headers={"Authorization": f"Bearer {ann[:-1]}"}).status_code == 403
         entries = client.get("/api/stove/audit?limit=10", headers={"Authorization": f"Bearer {bob}"}).json
         who = [e["who"] for e in entries["entries"] if e["who"] != "system"]  # the scheduler logs its start too
-        assert who == ["api (127.0.0.1)", "ann (127.0.0.1)", "[bob@home] (127.0.0.1)",
-                       "[ann] via kitchen tablet (127.0.0.1)"]
-        assert entries["entries"][0]["result"] == "denied: wrong bearer token"
+        assert who == ["ann (127.0.0.1)", "[bob@home] (127.0.0.1)", "[ann] via kitchen tablet (127.0.0.1)"]
+        refused = client.get("/api/stove/refusals", headers={"Authorization": f"Bearer {bob}"}).json["refusals"]
+        assert [(e["endpoint"], e["reason"], e["count"]) for e in refused] == [
+            ("stove.cancel_timer", "wrong bearer token", 1)]
     finally:
         service(app).stop()
 

@@ -50,9 +50,9 @@ def test_shutoff_cycle_states_and_valve(rig):
     seen = []
     orig = rig.adapter.cut
 
-    def spy(burner, hold_s, on_open=None):
+    def spy(burner, hold_s, on_open=None, guard=None):
         seen.append(rig.store.get_burner(burner).state)
-        orig(burner, hold_s, on_open)
+        orig(burner, hold_s, on_open, guard)
         seen.append(rig.store.get_burner(burner).state)
 
     rig.adapter.cut = spy
@@ -194,11 +194,11 @@ def test_relay_stuck_cut_after_pulse_faults_on_read_back(rig):
     rig.stove.light("left")
     orig = rig.adapter.cut
 
-    def weld_during_hold(burner, hold_s, on_open=None):
+    def weld_during_hold(burner, hold_s, on_open=None, guard=None):
         def opened(t):
             on_open(t)
             rig.stove.set_stuck(burner, "cut")
-        orig(burner, hold_s, opened)
+        orig(burner, hold_s, opened, guard)
 
     rig.adapter.cut = weld_during_hold
     rig.ctl.shutoff_now("left", "alice")
@@ -253,12 +253,24 @@ def test_restart_mid_cut_requeues_the_shutoff(tmp_path):
     assert len(later.adapter.cut_calls) == 1
 
 
-def test_audit_is_pruned(tmp_path):
-    store = StoveStore(str(tmp_path / "a.sqlite3"), audit_max_rows=150)
-    for i in range(400):
-        store.audit(None, at=float(i), who="t", action="x", result=str(i))
-    rows = store.list_audit(limit=1000)
-    assert 150 <= len(rows) <= 250 and rows[0]["result"] == "399"
+def test_audit_keeps_recent_rows_and_the_newest_min_rows(tmp_path):
+    day = 86_400.0
+    store = StoveStore(str(tmp_path / "a.sqlite3"), audit_keep_days=2, audit_min_rows=150)
+    # 400 rows over 4 days: the first 300 are older than 2 days when the last is written
+    with store.tx() as conn:  # one transaction: pruning runs inside it every 100 rows
+        for i in range(400):
+            store.audit(conn, at=i * day / 100, who="t", action="x", result=str(i))
+    kept = [int(r["result"]) for r in store.list_audit(limit=1000)]
+    assert kept[0] == 399 and len(kept) >= 150
+    assert min(kept) <= 399 - 149, "the newest audit_min_rows always stay"
+    assert all(i * day / 100 >= 399 * day / 100 - 2 * day or i >= 399 - 149 for i in kept)
+    assert min(kept) > 0, "old rows beyond the minimum were pruned"
+    # young rows are never pruned, however many there are
+    young = StoveStore(str(tmp_path / "b.sqlite3"), audit_keep_days=2, audit_min_rows=100)
+    with young.tx() as conn:
+        for i in range(1000):
+            young.audit(conn, at=float(i), who="t", action="x", result=str(i))
+    assert len(young.list_audit(limit=2000)) == 1000
 
 
 def test_restart_during_restoring_runs_the_shutoff_again(tmp_path):
@@ -280,11 +292,11 @@ def test_failed_close_after_delivery_is_restored_by_retry(rig):
     rig.stove.light("left")
     orig = rig.adapter.cut
 
-    def flaky_close(burner, hold_s, on_open=None):
+    def flaky_close(burner, hold_s, on_open=None, guard=None):
         def opened(t):
             on_open(t)
             rig.stove.inject(burner, "timeout")  # the write that closes the loop again times out
-        orig(burner, hold_s, opened)
+        orig(burner, hold_s, opened, guard)
 
     rig.adapter.cut = flaky_close
     rig.ctl.shutoff_now("left", "alice")

@@ -1,5 +1,6 @@
-"""The real app under gunicorn with several worker processes: one scheduler among them, shutoffs
-sent to different workers join one cut, and a SIGKILLed leader is replaced."""
+"""The production command (``gunicorn backend.wsgi:app`` with the repository's gunicorn.conf.py) with several
+worker processes: one scheduler (its own process beside the workers), shutoffs sent to different workers join one
+cut, and a SIGKILLed scheduler is replaced."""
 
 from __future__ import annotations
 
@@ -51,21 +52,21 @@ def gunicorn_app(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("STOVE_")}
     env.update(BACKEND_INSTANCE_DIR=str(tmp_path / "instance"), JOBS_DB=str(tmp_path / "jobs.sqlite3"),
                STOVE_DB=str(db), STOVE_API_TOKEN=TOKEN, STOVE_CUT_HOLD_S="1.5", STOVE_VALVE_RELEASE_S="0.1",
-               STOVE_SIM_RELEASE_S="0.1", STOVE_POLL_S="0.05")
-    proc = subprocess.Popen([str(GUNICORN), "-w", "3", "--threads", "8", "-b", f"127.0.0.1:{port}",
-                             "--graceful-timeout", "2", "--timeout", "180", "backend:create_app()"],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               STOVE_SIM_RELEASE_S="0.1", STOVE_POLL_S="0.05", WEB_WORKERS="3", WEB_THREADS="8",
+               HOST="127.0.0.1", PORT=str(port), TOKENIZE_WARM_UP="0")
+    proc = subprocess.Popen([str(GUNICORN), "backend.wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         # Generous: each worker imports the whole backend, which takes long on a busy 2-core machine.
         wait_until(lambda: requests.get(url + "/api/stove/burners", timeout=5).status_code == 200, 240)
         yield url, StoveStore(str(db)), proc
     finally:
-        proc.terminate()
+        proc.terminate()  # the master stops its workers and the scheduler and job-worker processes
         try:
-            proc.wait(20)
+            proc.wait(40)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
 
 
@@ -85,9 +86,18 @@ def timer_fired(store: StoveStore, burner: str) -> list[dict]:
     return [e for e in store.list_audit(limit=200, burner=burner) if e["action"] == "timer_fired"]
 
 
+def children(master: int) -> dict[int, str]:
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(master)], capture_output=True, text=True).stdout
+    return {int(pid): args for pid, _, args in (line.strip().partition(" ") for line in out.splitlines())}
+
+
 def workers(master: int) -> set[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+    """The web workers (the master's other children are the scheduler and job-worker processes)."""
+    return {pid for pid, args in children(master).items() if "gunicorn" in args}
+
+
+def scheduler_process(master: int) -> set[int]:
+    return {pid for pid, args in children(master).items() if "backend.services.stove" in args}
 
 
 @pytest.mark.slow  # three workers each import the whole backend (torch included): tens of seconds on 2 cores
@@ -97,8 +107,10 @@ def test_gunicorn_workers_share_one_scheduler(gunicorn_app):
     # Every worker has built the app (and its scheduler) once all three answer; give them the time.
     wait_until(lambda: len(workers_answering(url)) == 3, 240)
     leader = wait_until(lambda: scheduler_starts(store))[0]
-    assert leader in workers(proc.pid)
-    time.sleep(1.0)  # every worker has had many chances to take the lock
+    assert leader in scheduler_process(proc.pid)  # its own process, not a web worker
+    assert all(not info["this_process_is_leader"] for info in
+               (requests.get(url + "/api/stove/health", timeout=10).json()["scheduler"] for _ in range(10)))
+    time.sleep(1.0)  # the workers run no scheduler: nothing else takes the lock
     assert scheduler_starts(store) == [leader]
 
     # A timer armed through any worker fires exactly once.
@@ -122,8 +134,7 @@ def test_gunicorn_workers_share_one_scheduler(gunicorn_app):
     assert len({r.json()["command"]["id"] for r in results}) == 1
     assert store.count_commands(burner="right", kind="shutoff") == 1
 
-    # Let both pulses finish, then SIGKILL the leader worker: gunicorn replaces it and one of the
-    # workers takes over the scheduler.
+    # Let both pulses finish, then SIGKILL the scheduler process: the master starts a new one.
     wait_until(lambda: all(store.get_burner(b).state == "READY" for b in ("left", "right")))
     os.kill(leader, signal.SIGKILL)
     starts = wait_until(lambda: (s := scheduler_starts(store)) and len(s) == 2 and s)

@@ -181,28 +181,33 @@ def test_sigkill_during_countdown_then_restart_after_deadline_fires_at_once(tmp_
     daemons.append(second)
     row = wait_until(lambda: fired(local, "left"), 30)[0]
     start = [r for r in local.store.list_audit(limit=100) if r["action"] == "scheduler_start"][0]
-    assert start["detail"] == f"pid {second.pid}"
+    assert start["detail"].startswith(f"pid {second.pid} (leader epoch ")
     assert lateness(row) >= 1.5, "it was overdue"
     assert row["at"] - start["at"] < 0.5, "an overdue timer fires on the new scheduler's first step"
     wait_until(lambda: local.store.get_command(1) and local.store.get_command(1).status == "done")
 
 
 def test_sigkill_during_the_pulse_redelivers_the_cut(tmp_path, daemons):
-    db = tmp_path / "pulse.sqlite3"
+    from tests.stove.chaos import Daemon as JournalDaemon
+    from tests.stove.chaos import relay_cuts
+
+    db, relay = tmp_path / "pulse.sqlite3", tmp_path / "relay.journal"
     local = StoveService(settings(db))
-    first = Daemon(db, STOVE_CUT_HOLD_S="5")
+    first = JournalDaemon(db, journal=relay, STOVE_CUT_HOLD_S="5")
     daemons.append(first)
     wait_until(lambda: leader_starts(local))
     ticket = local.controller.shutoff_now("right", "alice")
     wait_until(lambda: local.store.get_command(ticket.command_id).status == "delivered")
     first.kill9()  # the loop is left open (the safe direction) and the command unfinished
-    second = Daemon(db)
+    second = JournalDaemon(db, journal=relay)
     daemons.append(second)
     cmd = wait_until(lambda: (c := local.store.get_command(ticket.command_id)) and c.status == "done" and c, 30)
     newest_start = [r for r in local.store.list_audit(limit=100) if r["action"] == "scheduler_start"][0]
     assert newest_start["result"] == "requeued 1 unfinished command(s)"
     cuts = [r for r in local.store.list_audit(limit=100, burner="right") if r["action"] == "cut"]
     assert len(cuts) == 2  # delivered again by the new scheduler: fail toward cutting
+    # and at the relay: the killed leader's cut and the new leader's (killed inside a relay command)
+    assert [pid for _, pid in relay_cuts(relay, "right")] == [first.pid, second.pid]
     assert local.store.get_burner("right").state == "READY"
     assert cmd.delivered_at is not None
 

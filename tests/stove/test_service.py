@@ -110,7 +110,7 @@ def test_unreachable_device_at_timer_time_pushes_an_alert(tmp_path, status):
         assert len(receiver.received) == 1
         alert = receiver.received[0]
         assert alert["burner"] == "left" and "NOT delivered" in alert["message"]
-        assert "timer (armed by alice)" in alert["message"]
+        assert alert["who"] == "timer (armed by alice)" and "alice" not in alert["message"]
         stored = service.store.list_alerts()[0]
         assert stored["pushed"] == (1 if status == 200 else 0)
         push_rows = [r for r in service.store.list_audit(limit=50) if r["action"] == "alert_push"]

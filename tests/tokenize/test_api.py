@@ -123,7 +123,7 @@ def test_not_json_and_wrong_type(client):
 def test_body_too_large(small_app, url):
     r = small_app.test_client().post(url, json={"text": "a", "vocab": {f"p{i}": -1.0 for i in range(300)}})
     body = _error(r, 413)
-    assert "MAX_JSON_BYTES" in body["error"]
+    assert body["limit"] == "MAX_JSON_BYTES" and "bytes is over the limit of" in body["error"]
 
 
 @pytest.mark.parametrize(
@@ -173,16 +173,25 @@ def test_unsegmentable_text(client):
 
 def test_caps_from_config(small_app):
     c = small_app.test_client()
+    def refused(body: dict, setting: str, value: float, message: str) -> None:
+        assert (body["limit"], body["limit_value"], body["error"]) == (setting, value, message)
+
     body = _error(c.post(URL, json={"text": "a" * 21}), 422, "text")
-    assert "TOKENIZE_MAX_TEXT_CHARS=20" in body["error"]
+    refused(body, "TOKENIZE_MAX_TEXT_CHARS", 20,
+            "21 characters is over the limit of 20 characters; use at most 20 characters")
     body = _error(c.post(URL, json={"text": "a", "vocab": {"a": -1.0, "b": -1.0, "c": -1.0, "d": -1.0}}), 422, "vocab")
-    assert "TOKENIZE_MAX_VOCAB_PIECES=3" in body["error"]
+    refused(body, "TOKENIZE_MAX_VOCAB_PIECES", 3,
+            "4 vocabulary pieces is over the limit of 3 vocabulary pieces; use at most 3 vocabulary pieces")
     body = _error(c.post(URL, json={"text": "a", "vocab": {"a": -1.0, "abcde": -1.0}}), 422, "vocab")
-    assert "TOKENIZE_MAX_PIECE_CHARS=4" in body["error"]
+    refused(body, "TOKENIZE_MAX_PIECE_CHARS", 4, "a vocabulary piece of 5 characters is over the limit of 4 "
+            "characters; split pieces longer than 4 characters")
     body = _error(c.post(URL, json={"text": "a" * 20, "samples": 6}), 422, "samples")
-    assert "TOKENIZE_MAX_SAMPLE_CHARS=100" in body["error"]
+    refused(body, "TOKENIZE_MAX_SAMPLE_CHARS", 100, "6 samples x 20 characters is over the budget of 100 sampled "
+            "characters; use at most 5 samples, or a shorter text")
     body = _error(c.post(DIST, json={"text": "a", "samples": 51}), 422, "samples")
-    assert "TOKENIZE_MAX_PAGE_SAMPLES=50" in body["error"]
+    refused(body, "TOKENIZE_MAX_PAGE_SAMPLES", 50, "51 samples is over the limit of 50 samples; use at most 50 samples")
+    for body in (c.post(URL, json={"text": "a" * 21}).json, c.post(DIST, json={"text": "a", "samples": 51}).json):
+        assert "TOKENIZE_" not in body["error"]  # the setting is in `limit`, never in the sentence
     assert c.post(URL, json={"text": "a" * 20, "samples": 5}).status_code == 200
 
 

@@ -110,14 +110,17 @@ def test_validation_errors_name_the_field(echo_app, payload, status, field):
 def test_body_limit_is_named(echo_app):
     response = echo_app.test_client().post("/api/echo-test", json={"count": 1, "name": "x" * 2000})
     assert response.status_code == 413
-    assert "MAX_JSON_BYTES=1000" in response.json["error"]
+    assert response.json["limit"] == "MAX_JSON_BYTES" and response.json["limit_value"] == 1000
+    assert response.json["error"].startswith("a JSON body of 2,024 bytes is over the limit of 1,000 bytes; ")
+    assert "MAX_" not in response.json["error"]
 
 
 def test_a_view_that_breaks_its_schema_is_caught_in_tests(echo_app):
     echo_app.config["PROPAGATE_EXCEPTIONS"] = False
     response = echo_app.test_client().post("/api/echo-wrong", json={"count": 1, "name": "x"})
     assert response.status_code == 500
-    assert response.json == {"error": "internal error; it has been logged", "status": 500, "code": "internal_error", "field": None}
+    assert response.json == {"error": "internal error; it has been logged", "status": 500, "code": "internal_error",
+                             "field": None, "limit": None, "limit_value": None}
 
 
 def test_unknown_api_path_and_method_are_json(client):
@@ -183,7 +186,8 @@ def test_configured_limits_are_stated_in_the_document(tmp_path):
     assert by_name["TOKENIZE_MAX_VOCAB_PIECES"]["maxProperties"] == app.config["TOKENIZE_MAX_VOCAB_PIECES"]
     # The stated bound is the enforced one: one over it is refused, naming the limit.
     r = app.test_client().post("/api/continue", json={"prompt": "白云", "max_new_tokens": 8})
-    assert r.status_code == 422 and "CONTINUATION_MAX_NEW_TOKENS=7" in r.json["error"]
+    assert r.status_code == 422 and r.json["limit"] == "CONTINUATION_MAX_NEW_TOKENS" and r.json["limit_value"] == 7
+    assert r.json["error"] == "8 new tokens is over the limit of 7 new tokens; use at most 7 new tokens"
     assert app.test_client().post("/api/continue", json={"prompt": "白云", "max_new_tokens": 7}).status_code == 200
 
 
@@ -203,7 +207,8 @@ def test_an_x_limit_without_a_setting_fails_the_build(echo_app):
 
 
 def test_declared_caps_are_enforced_for_every_endpoint(tmp_path):
-    """One ``capped_by`` declaration: a 422 naming the setting for numbers, text and lists; unset fields pass."""
+    """One ``capped_by`` declaration: a 422 in the user's words for numbers, text and lists, the setting in ``limit``;
+    unset fields pass."""
     from backend import create_app
     from backend.web.caps import capped_by
     from tests.conftest import config_for_tests
@@ -228,4 +233,6 @@ def test_declared_caps_are_enforced_for_every_endpoint(tmp_path):
                                   ({"n": 1, "items": [1, 2, 3, 4, 5]}, "items", 5)]:
         r = client.post("/api/capped-test", json=payload)
         assert r.status_code == 422 and r.json["code"] == "limit_exceeded" and r.json["field"] == field
-        assert r.json["error"] == f"{field} is {value}, over the limit TEST_MAX_N=3"
+        noun = {"n": "n", "text": "characters", "items": "entries"}[field]
+        assert r.json["error"] == f"{value} {noun} is over the limit of 3 {noun}; use at most 3 {noun}"
+        assert (r.json["limit"], r.json["limit_value"]) == ("TEST_MAX_N", 3)

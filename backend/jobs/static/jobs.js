@@ -8,27 +8,74 @@
  *
  * Polling (not server-sent events) so that it works behind any proxy and with any number of
  * server workers: every 250 ms at first, slowing to every 1.5 s for long jobs.
+ *
+ * A job is read and cancelled with its key: pass the submission's answer ({id, status_url, ...}, whose URLs carry
+ * ?key=) wherever a job is expected. Every job this browser starts is remembered in local storage (rememberedJobs()),
+ * which is how the /jobs page lists "my jobs".
  */
 (function (global) {
   "use strict";
 
   const FINISHED = ["done", "failed", "cancelled"];
 
-  /* Queue a job; resolves to {id, kind, status, status_url}, rejects with Error(API message). */
-  function submitJob(kind, params) {
-    return api.json("POST", "/api/jobs", {json: {kind: kind, params: params || {}}});
+  const STORE_KEY = "coolpapers.jobs";
+  const REMEMBER_MAX = 200;
+
+  /* The jobs this browser started, newest first: [{id, kind, status_url, result_url, created}]. */
+  function rememberedJobs() {
+    try {
+      const list = JSON.parse(global.localStorage.getItem(STORE_KEY) || "[]");
+      return Array.isArray(list) ? list.filter((j) => j && typeof j.id === "string" && typeof j.status_url === "string") : [];
+    } catch (e) {
+      return [];
+    }
+  }
+
+  function rememberJob(job, kind) {
+    if (!job || typeof job !== "object" || !job.status_url) return;
+    const entry = {id: job.id || job.job_id, kind: job.kind || kind || "", status_url: job.status_url,
+                   result_url: job.result_url || "", created: Date.now() / 1000};
+    const list = rememberedJobs().filter((j) => j.id !== entry.id);
+    list.unshift(entry);
+    try { global.localStorage.setItem(STORE_KEY, JSON.stringify(list.slice(0, REMEMBER_MAX))); } catch (e) { /* full */ }
+  }
+
+  function forgetJob(id) {
+    try {
+      global.localStorage.setItem(STORE_KEY, JSON.stringify(rememberedJobs().filter((j) => j.id !== id)));
+    } catch (e) { /* storage disabled */ }
+  }
+
+  /* Where a job lives: its status_url (with ?key=) when we have it, else the bare id (the owner's token). */
+  function statusUrl(ref) {
+    if (ref && typeof ref === "object") return ref.status_url || `/api/jobs/${encodeURIComponent(ref.id || ref.job_id)}`;
+    const known = rememberedJobs().find((j) => j.id === ref);
+    return known ? known.status_url : `/api/jobs/${encodeURIComponent(ref)}`;
+  }
+
+  function jobId(ref) {
+    return ref && typeof ref === "object" ? (ref.id || ref.job_id) : ref;
+  }
+
+  /* Queue a job; resolves to {id, job_key, kind, status, status_url, result_url}; rejects with Error(API message). */
+  async function submitJob(kind, params) {
+    const job = await api.json("POST", "/api/jobs", {json: {kind: kind, params: params || {}}});
+    rememberJob(job, kind);
+    return job;
   }
 
   /* Ask to cancel; resolves to the job as it is now. */
-  function cancelJob(id) {
-    return api.json("DELETE", `/api/jobs/${encodeURIComponent(id)}`);
+  function cancelJob(ref) {
+    return api.json("DELETE", statusUrl(ref));
   }
 
   /* Follow job `id`: onProgress(job) after each poll while it is queued or running, then onDone(job)
    * once, when it is done, failed or cancelled. A result stored aside (result_external) is fetched
    * first, so job.result is always filled in when done (opts.fetchResult=false skips that).
    * Returns {stop()} to stop following. */
-  function watchJob(id, onProgress, onDone, opts) {
+  function watchJob(ref, onProgress, onDone, opts) {
+    const id = jobId(ref);
+    const url = statusUrl(ref);
     const options = Object.assign({fetchResult: true, minDelay: 250, maxDelay: 1500}, opts || {});
     let stopped = false;
     let timer = null;
@@ -52,10 +99,10 @@
       if (stopped) return;
       let job;
       try {
-        job = await api.json("GET", `/api/jobs/${encodeURIComponent(id)}`);
+        job = await api.json("GET", url);
         failures = 0;
       } catch (e) {
-        if (e.status === 404) {
+        if (e.status === 404 || e.status === 403) {
           await finish({id: id, status: "failed", progress: 0, message: "", error: e.message});
           return;
         }
@@ -92,8 +139,10 @@
 
   /* A progress bar, status line and Cancel button for job `id`, appended to `container`.
    * opts.onDone(job) runs when it finishes. Returns the watcher ({stop()}). */
-  function jobProgress(container, id, opts) {
+  function jobProgress(container, ref, opts) {
     const options = opts || {};
+    const id = jobId(ref);
+    if (ref && typeof ref === "object") rememberJob(ref);
     const box = el("div", "job-progress");
     box.dataset.jobId = id;
     const bar = el("div", "progress");
@@ -109,7 +158,7 @@
     cancel.type = "button";
     cancel.addEventListener("click", () => {
       cancel.disabled = true;
-      cancelJob(id).catch((e) => { message.textContent = e.message; });
+      cancelJob(ref).catch((e) => { message.textContent = e.message; });
     });
     line.append(status, " ", message, " ", cancel);
     box.append(bar, line);
@@ -124,7 +173,7 @@
       message.textContent = job.status === "failed" || job.status === "cancelled" ? (job.error || "") : (job.message || "");
     }
 
-    return watchJob(id, show, (job) => {
+    return watchJob(ref, show, (job) => {
       show(job);
       cancel.remove();
       box.dataset.status = job.status;
@@ -132,6 +181,9 @@
     }, options);
   }
 
+  global.rememberedJobs = rememberedJobs;
+  global.rememberJob = rememberJob;
+  global.forgetJob = forgetJob;
   global.submitJob = submitJob;
   global.cancelJob = cancelJob;
   global.watchJob = watchJob;

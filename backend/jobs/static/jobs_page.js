@@ -1,4 +1,5 @@
-/* The jobs page: start a job, follow it with jobProgress, and list recent jobs (refreshed every second). */
+/* The jobs page: start a job, follow it with jobProgress, and list the jobs this browser started (their keys are in
+ * local storage; refreshed every second). */
 (function () {
   "use strict";
 
@@ -59,7 +60,7 @@
     if (watcher) watcher.stop();
     current.replaceChildren();
     resultBox.hidden = true;
-    watcher = jobProgress(current, job.id, {
+    watcher = jobProgress(current, job, {
       onDone(done) {
         if (done.status === "done") showJson(resultBox, done.result, done.result_url);
         refresh();
@@ -117,7 +118,7 @@
       cancel.type = "button";
       cancel.className = "secondary job-row-cancel";
       cancel.textContent = "Cancel";
-      cancel.addEventListener("click", () => { cancel.disabled = true; cancelJob(job.id).then(refresh, refresh); });
+      cancel.addEventListener("click", () => { cancel.disabled = true; cancelJob(job).then(refresh, refresh); });
       actions.appendChild(cancel);
     } else if (job.status === "done") {
       const show = document.createElement("button");
@@ -145,23 +146,43 @@
     while (tbody.rows.length > jobs.length) tbody.rows[tbody.rows.length - 1].remove();
   }
 
+  const SHOWN = 50;
+
+  /* The remembered jobs as the server sees them now; a job the server no longer has is forgotten. */
+  async function myJobs() {
+    const remembered = rememberedJobs().slice(0, SHOWN);
+    const answers = await Promise.all(remembered.map((j) => api.request("GET", j.status_url)));
+    const jobs = [];
+    let failure = "";
+    answers.forEach((r, i) => {
+      if (r.ok) jobs.push(r.data);
+      else if (r.status === 404) forgetJob(remembered[i].id);  // pruned on the server
+      else failure = failure || r.error;
+    });
+    return {jobs: jobs, failure: failure};
+  }
+
   let refreshing = false;
   async function refresh() {
     if (refreshing) return;
     refreshing = true;
     try {
-      const query = filter.value ? `&status=${encodeURIComponent(filter.value)}` : "";
-      const body = await api.json("GET", `/api/jobs?limit=50${query}`);
-      render(body.jobs);
+      const found = await myJobs();
+      const jobs = found.jobs.filter((j) => !filter.value || j.status === filter.value);
+      render(jobs);
       tbody.dataset.refreshes = Number(tbody.dataset.refreshes || 0) + 1;  // lets tests wait for a refresh
-      empty.hidden = body.jobs.length > 0;
-      showError(listError, "");
+      empty.hidden = jobs.length > 0;
+      showError(listError, found.failure ? `Could not read some jobs: ${found.failure}` : "");
     } catch (e) {
       showError(listError, `Could not list jobs: ${e.message}`);
     } finally {
       refreshing = false;
     }
   }
+
+  const tokenInput = document.getElementById("api-token");
+  tokenInput.value = api.getToken();
+  tokenInput.addEventListener("change", () => { api.setToken(tokenInput.value.trim()); refresh(); });
 
   kind.addEventListener("change", fillExample);
   filter.addEventListener("change", refresh);

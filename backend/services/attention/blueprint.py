@@ -8,19 +8,19 @@ ATTENTION_MAX_SCORE_LENGTH bytes (about a second on one core), so it runs inline
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from flask import current_app, render_template, send_file
-from pydantic import BaseModel, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from backend.services.attention.experiment import N_TRAIN, SU_TABLE, VARIANTS
 from backend.services.attention.positions import rel_pos
 from backend.services.attention.scoring import DEFAULT_DATA, DEFAULT_VARIANTS, DataMissing, ModelStore
-from backend.web import limits
 from backend.web.api import ApiBlueprint
-from backend.web.caps import capped_by
+from backend.web.caps import capped_by, fmt, refuse
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
@@ -52,11 +52,20 @@ def write_config(path, config):
 
 
 class ScoreRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     text: str = Field(min_length=1, description="text to score as UTF-8 bytes: at least 2 and at most "
                       "ATTENTION_MAX_SCORE_LENGTH bytes (the models were trained on 128-byte windows)")
     variants: list[VariantName] = Field(  # type: ignore[valid-type]
         default_factory=lambda: list(DEFAULT_VARIANTS), min_length=1, max_length=len(VARIANTS),
         description="which model + position-encoding variants to score with (see GET /api/attention/results)")
+
+    def check_caps(self, settings: Mapping[str, Any]) -> None:
+        """The text is capped in UTF-8 bytes (what the byte-level models read), not characters."""
+        size = len(self.text.encode("utf-8", "surrogatepass"))
+        limit = settings["ATTENTION_MAX_SCORE_LENGTH"]
+        refuse("ATTENTION_MAX_SCORE_LENGTH", size, settings, noun="bytes", field="text",
+               said=f"a text of {fmt(size)} bytes (UTF-8)", fix=f"shorten it to at most {fmt(limit)} bytes")
 
 
 class VariantScore(BaseModel):
@@ -75,11 +84,13 @@ class ScoreResponse(BaseModel):
 
 
 class RelposRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     mode: Literal["rope", "rerope", "leaky"] = Field(description="rope: i - j; rerope: min(i - j, w); "
                                                      "leaky: i - j inside the window, w + (i - j - w) / k past it")
     n: int = Field(
         ge=1, description="sequence length: the matrix is n x n (at most ATTENTION_RELPOS_MAX_N)",
-        json_schema_extra=capped_by("ATTENTION_RELPOS_MAX_N"),
+        json_schema_extra=capped_by("ATTENTION_RELPOS_MAX_N", "positions"),
     )
     window: int | None = Field(None, ge=1, le=1_000_000, validate_default=True,
                                description="w, required for rerope and leaky")
@@ -162,7 +173,20 @@ def _su_rows() -> list[SuRow]:
             for name, row in SU_TABLE.items() if row is not None]
 
 
+# Seconds per scored byte and variant (scripts/calibrate_costs.py, 2-core machine, loaded; one torch thread).
+SECONDS_PER_BYTE_VARIANT = 3e-4  # measured ~1.6e-4; x2 for a busier machine
+
+
+def estimated_seconds(body: ScoreRequest) -> float:
+    return 0.1 + SECONDS_PER_BYTE_VARIANT * len(body.text.encode("utf-8", "surrogatepass")) * len(set(body.variants))
+
+
+def relpos_seconds(body: RelposRequest) -> float:
+    return 0.02 + 2e-6 * body.n * body.n
+
+
 @bp.api("POST", "/api/attention/score", body=ScoreRequest, response=ScoreResponse,
+        cost=estimated_seconds, fix="score a shorter text or fewer variants",
         summary="Per-position loss of a text under each trained model variant",
         errors={422: "text shorter than 2 bytes or over ATTENTION_MAX_SCORE_LENGTH, or an unknown variant",
                 503: "the checkpoints are missing from ATTENTION_DATA_PATH"})
@@ -174,7 +198,6 @@ def score(body: ScoreRequest) -> ScoreResponse:
     if len(data) < 2:
         raise ApiError(422, "text must be at least 2 bytes long (one byte is predicted from the ones before it)",
                        field="text")
-    limits.check("ATTENTION_MAX_SCORE_LENGTH", len(data), field="text")
     threads = torch.get_num_threads()
     torch.set_num_threads(current_app.config["ATTENTION_TORCH_THREADS"])
     try:
@@ -187,6 +210,7 @@ def score(body: ScoreRequest) -> ScoreResponse:
 
 
 @bp.api("POST", "/api/attention/relpos", body=RelposRequest, response=RelposResponse,
+        cost=relpos_seconds, fix="use a smaller n",
         summary="The relative-position matrix P of RoPE, ReRoPE or Leaky ReRoPE",
         errors={422: "n out of range (over ATTENTION_RELPOS_MAX_N), or window / k missing or out of range"})
 def relpos(body: RelposRequest) -> RelposResponse:

@@ -9,7 +9,7 @@ Caps are the ``CONTINUATION_*`` settings in ``backend/config.py``.
 
 from __future__ import annotations
 
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 
 from backend import jobs
 from backend.services.continuation import tasks  # noqa: F401  (registers the continuation.compare job kind)
@@ -39,7 +39,19 @@ def _model() -> tuple:
         raise ApiError(503, str(exc), code="model_unavailable") from None
 
 
+# One forward pass of the tiny GPT, and the prompt's share (scripts/calibrate_costs.py, 2-core machine, loaded).
+SECONDS_PER_FORWARD_PASS = 0.005  # measured ~1.5 ms; x3 for a busier machine
+SECONDS_PER_PROMPT_CHAR = 1e-5
+
+
+def estimated_seconds(body: ContinueRequest) -> float:
+    """The compute budget's estimate: backed-off steps plus the new tokens, one forward pass each."""
+    passes = body.max_new_tokens + 1 + (8 if body.method == "backoff-multi" else 1)
+    return 0.05 + SECONDS_PER_FORWARD_PASS * passes + SECONDS_PER_PROMPT_CHAR * len(body.prompt)
+
+
 @bp.api("POST", "/api/continue", body=ContinueRequest, response=ContinueResponse,
+        cost=estimated_seconds, fix="ask for fewer new tokens",
         summary="Continue a prompt (naive, Su's back-off fix, or token healing)",
         errors={422: "a field is out of range or over a CONTINUATION_* limit",
                 503: "the model checkpoints are missing"})
@@ -55,12 +67,13 @@ def continue_api(body: ContinueRequest) -> ContinueResponse:
 @bp.api("POST", "/api/continue/jobs", body=ContinueRequest, response=JobStarted,
         summary="Start naive decoding and the chosen method side by side as a job (the page's way: progress)",
         errors={422: "a field is out of range or over a CONTINUATION_* limit",
-                429: "too many jobs are queued", 503: "the model checkpoints are missing"})
+                429: "too many jobs are queued", 503: "the model checkpoints are missing"},
+        gated=True)
 def continue_job(body: ContinueRequest):
     _model()  # a missing model is a 503 now, not a failed job later
-    job_id = jobs.submit("continuation.compare", body.model_dump())
-    status_url = url_for("jobs.get_job", job_id=job_id)
-    return {"id": job_id, "kind": "continuation.compare", "status": "queued", "status_url": status_url}, 202
+    job = jobs.submit_job("continuation.compare", body.model_dump(mode="json"))
+    started = {k: job[k] for k in ("id", "job_key", "kind", "status", "status_url")}
+    return started, 202, {"Location": job["status_url"]}
 
 
 @bp.get("/continuation")

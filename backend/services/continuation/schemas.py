@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from backend.services.continuation.service import DEFAULT_METHOD
 from backend.web.caps import capped_by
@@ -13,16 +13,18 @@ Method = Literal["naive", "backoff", "backoff-multi", "heal"]
 
 
 class ContinueRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     prompt: str = Field(min_length=1, description="the text to continue; it may end in the middle of a token. "
                         "Literal <s>, </s>, <sep> and <fim_*> are special tokens (never backed off across)",
-                        json_schema_extra=capped_by("CONTINUATION_MAX_PROMPT_CHARS"))
+                        json_schema_extra=capped_by("CONTINUATION_MAX_PROMPT_CHARS", "characters"))
     method: Method = Field(
         DEFAULT_METHOD, description="naive; backoff: Su's one-token back-off + renormalised first step; "
         "backoff-multi: dynamic multi-token back-off (the default: best exact match on the evaluation's "
         "partial-token set); heal: Hugging Face style +10 soft bias, one greedy step")
     max_new_tokens: int = Field(16, ge=0, description="ordinary decoding steps after the constrained one(s); "
                                 "at most CONTINUATION_MAX_NEW_TOKENS",
-                                json_schema_extra=capped_by("CONTINUATION_MAX_NEW_TOKENS"))
+                                json_schema_extra=capped_by("CONTINUATION_MAX_NEW_TOKENS", "new tokens"))
     temperature: float = Field(0.0, ge=0.0, le=5.0, allow_inf_nan=False,
                                description="0 = greedy (argmax); otherwise sample at this temperature")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="seed of the sampler (ignored when greedy)")
@@ -67,7 +69,8 @@ class CompareJobResult(BaseModel):
 
 
 class JobStarted(BaseModel):
-    id: str = Field(description="the job id; follow it at status_url (GET /api/jobs/<id>)")
+    id: str = Field(description="the job id")
+    job_key: str = Field(description="the job's key: reading or cancelling the job needs it (status_url carries it)")
     kind: str
     status: str
-    status_url: str
+    status_url: str = Field(description="GET it for progress and, when done, the result (DELETE cancels)")

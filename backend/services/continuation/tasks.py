@@ -1,8 +1,9 @@
 """The ``continuation.compare`` job: naive decoding next to the chosen fix, with progress after every token.
 
 The page runs through it so that a 3-5 s run on a busy machine shows a progress bar (and can be cancelled);
-``POST /api/continue/jobs`` validates the request as ``POST /api/continue`` does and starts it. Caps come from
-``backend.config`` (defaults, then environment), as workers have no Flask app.
+``POST /api/continue/jobs`` validates the request as ``POST /api/continue`` does and starts it. Its caps are the
+request's (``ContinueRequest``), checked at submission by the job layer against the app's settings; the model
+folder and the listing caps come from ``backend.config``, as workers have no Flask app.
 """
 
 from __future__ import annotations
@@ -11,17 +12,12 @@ from backend.config import load_config
 from backend.jobs import JobContext, task
 from backend.services.continuation.schemas import CompareJobResult, ContinueRequest
 from backend.services.continuation.service import continuation_payload, load_model, model_folder
-from backend.web.caps import first_over, over_message
 
 
 @task("continuation.compare", params=ContinueRequest)
 def compare_job(params: ContinueRequest, ctx: JobContext) -> dict:
     """Continue ``params.prompt`` naively and with ``params.method``; progress counts decoding steps of both."""
     config = load_config()
-    over = first_over(params, config)  # the caps its fields declare, as POST /api/continue/jobs checks them
-    if over is not None:
-        name, value, field = over
-        raise ValueError(over_message(name, value, config[name], field))
     ctx.progress(0.0, "loading the model")
     tok, lm = load_model(model_folder(config["CONTINUATION_CHECKPOINTS"]))
     results = {}

@@ -8,20 +8,14 @@ reports progress and can be cancelled. ``mode`` forces one path ("sync" refuses 
 from __future__ import annotations
 
 import numpy as np
-from flask import current_app, render_template, url_for
+from flask import current_app, render_template
 
 from backend import jobs
 from backend.services.mad import tasks  # also registers the mad.simulate job kind
-from backend.services.mad.schemas import (
-    SimulateParams,
-    SimulateResponse,
-    cap_violation,
-    describe,
-    total_work,
-    work_violation,
-)
-from backend.web import limits
+from backend.services.mad.schemas import SimulateParams, SimulateResponse, total_work
+from backend.web import access, budget
 from backend.web.api import ApiBlueprint
+from backend.web.caps import fmt
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
@@ -57,37 +51,33 @@ register_page(
         503: "the job store or task queue is unreachable",
     },
     extra_responses=QUEUED,
+    gated=True,
 )
 def simulate_endpoint(body: SimulateParams):
+    # Every cap, joint ones included, was checked with the request (SimulateParams.check_caps).
     caps = current_app.config
-    found = cap_violation(body, caps)
-    if found is not None:
-        limits.check(found[0], found[1], field=found[2])
-    try:
-        cfg = body.to_config()
-        found = work_violation(body, cfg, caps)  # also builds the n_e reference fits' configurations
-    except ValueError as exc:
-        raise ApiError(422, f"invalid simulation: {exc}", code="invalid") from None
-    if found is not None:
-        raise ApiError(422, describe(found, caps), code="limit_exceeded", field=found[2])
+    cfg = body.to_config()
     work = total_work(body, cfg)
     sync_cap = caps["MAD_SYNC_MAX_WORK"]
     if body.mode == "sync" and work > sync_cap:
         raise ApiError(
             422,
-            f"estimated work is {work:g}, over the limit MAD_SYNC_MAX_WORK={sync_cap:g}; use mode=auto or job",
-            code="limit_exceeded",
-            field="mode",
+            f"this run's estimated work ({fmt(work)} units) is over the limit of {fmt(sync_cap)} units for a direct "
+            "answer; choose mode auto or job to run it as a job",
+            code="limit_exceeded", field="mode", limit="MAD_SYNC_MAX_WORK", limit_value=sync_cap,
         )
     if body.mode == "job" or (body.mode == "auto" and work > sync_cap):
-        job_id = jobs.submit("mad.simulate", body.model_dump(mode="json"))
-        status_url = url_for("jobs.get_job", job_id=job_id)
-        payload = {"status": "queued", "job_id": job_id, "status_url": status_url, "work": work}
-        return payload, 202, {"Location": status_url}
-    try:
-        return tasks.run_simulation(body, cfg)
-    except np.linalg.LinAlgError as exc:  # safety net: inputs are bounded so that this should not happen
-        raise ApiError(422, f"the simulation became numerically degenerate: {exc}", code="degenerate") from None
+        job = jobs.submit_job("mad.simulate", body.model_dump(mode="json"))
+        payload = {"status": "queued", "job_id": job["id"], "job_key": job["job_key"],
+                   "status_url": job["status_url"], "work": work}
+        return payload, 202, {"Location": job["status_url"]}
+    access.require()
+    with budget.compute(work / caps["MAD_WORK_PER_SECOND"], fix="choose mode auto or job to run it as a job"):
+        try:
+            return tasks.run_simulation(body, cfg, lambda *_: budget.check())
+        except np.linalg.LinAlgError as exc:  # safety net: inputs are bounded so that this should not happen
+            raise ApiError(422, f"the simulation became numerically degenerate ({exc}); try another seed or "
+                                "fewer generations", code="degenerate") from None
 
 
 @bp.get("/mad")

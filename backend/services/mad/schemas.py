@@ -1,6 +1,6 @@
 """Request/response models of POST /api/mad/simulate and the mad.simulate job, and the config caps.
 
-Caps are plain mappings (the app config); Flask is only imported lazily, to find the running app.
+Caps are plain mappings (the app's settings), checked by ``caps.validate`` for requests and jobs alike.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from backend.services.mad.effective import REFERENCE_REPLICATES, reference_sizes, reference_work
 from backend.services.mad.loops import EXTRA_METRICS, SimConfig, estimate_work
 from backend.services.mad.targets import GaussianTarget, gaussian, grid25, ring
-from backend.web.caps import capped_by, declared
+from backend.web.caps import Over, capped_by, first_over, fmt, refuse
 
 TARGETS = ("gaussian", "grid25", "ring")
 DEFAULT_SCATTER_TOTAL = 100_000
@@ -32,7 +32,7 @@ class SimulateParams(BaseModel):
     )
     dim: int = Field(
         default=2, ge=1, description="dimension (mixture targets: 2); at most MAD_MAX_DIM",
-        json_schema_extra=capped_by("MAD_MAX_DIM"),
+        json_schema_extra=capped_by("MAD_MAX_DIM", "dimensions"),
     )
     target_cov: list[list[float]] | None = Field(
         default=None, description="covariance of the Gaussian target (dim x dim, symmetric PSD); default identity"
@@ -41,20 +41,20 @@ class SimulateParams(BaseModel):
     lam: float = Field(default=1.0, gt=0, le=1, description="sampling bias lambda in (0, 1]")
     n_ini: int = Field(
         default=100, ge=2, description="real samples of generation 1 (the fixed set in augmentation)",
-        json_schema_extra=capped_by("MAD_MAX_SAMPLES"),
+        json_schema_extra=capped_by("MAD_MAX_SAMPLES", "initial real samples (n_ini)"),
     )
     n_real: int = Field(
         default=100, ge=0, description="fresh real samples per generation (fresh_data loop)",
-        json_schema_extra=capped_by("MAD_MAX_SAMPLES"),
+        json_schema_extra=capped_by("MAD_MAX_SAMPLES", "fresh real samples (n_real)"),
     )
     n_synth: int = Field(
         default=100, ge=0, description="synthetic samples per generation",
-        json_schema_extra=capped_by("MAD_MAX_SAMPLES"),
+        json_schema_extra=capped_by("MAD_MAX_SAMPLES", "synthetic samples (n_synth)"),
     )
-    generations: int = Field(default=20, ge=1, json_schema_extra=capped_by("MAD_MAX_GENERATIONS"))
+    generations: int = Field(default=20, ge=1, json_schema_extra=capped_by("MAD_MAX_GENERATIONS", "generations"))
     replicates: int = Field(
         default=8, ge=1, description="independent chains; rows average over them",
-        json_schema_extra=capped_by("MAD_MAX_REPLICATES"),
+        json_schema_extra=capped_by("MAD_MAX_REPLICATES", "replicates"),
     )
     estimator: Literal["unbiased", "mle"] = Field(default="unbiased", description="Gaussian covariance fit")
     source: Literal["last", "last_k", "accumulate"] = Field(
@@ -63,7 +63,7 @@ class SimulateParams(BaseModel):
     k_last: int = Field(default=2, ge=1, le=1000)
     gmm_components: int | None = Field(
         default=None, ge=1, description="default: the target's number of modes",
-        json_schema_extra=capped_by("MAD_MAX_GMM_COMPONENTS"),
+        json_schema_extra=capped_by("MAD_MAX_GMM_COMPONENTS", "mixture components"),
     )
     em_iters: int = Field(default=60, ge=1, le=500)
     kde_bandwidth: float | None = Field(
@@ -76,12 +76,12 @@ class SimulateParams(BaseModel):
     )
     n_eval: int = Field(
         default=1000, ge=10, description="samples per chain for the sample-based metrics",
-        json_schema_extra=capped_by("MAD_MAX_EVAL"),
+        json_schema_extra=capped_by("MAD_MAX_EVAL", "evaluation samples"),
     )
     eval_replicates: int | None = Field(default=None, ge=1, description="chains that get sample-based metrics")
     scatter_points: int | None = Field(
         default=None, ge=0, description="2-D points per generation returned for plotting; default 300 for mixtures",
-        json_schema_extra=capped_by("MAD_MAX_SCATTER_POINTS"),
+        json_schema_extra=capped_by("MAD_MAX_SCATTER_POINTS", "scatter points"),
     )
     effective_sample_size: bool = Field(
         default=False,
@@ -117,6 +117,9 @@ class SimulateParams(BaseModel):
         if self.generations > 1 and self.loop == "fully_synthetic" and self.n_synth < 2:
             raise ValueError("the fully_synthetic loop needs n_synth >= 2")
         return self
+
+    def check_caps(self, settings: Mapping[str, Any]) -> None:
+        check_run_caps(self, settings)
 
     def target_object(self):
         if self.target == "grid25":
@@ -155,18 +158,9 @@ class SimulateParams(BaseModel):
         )
 
 
-def cap_violation(params: SimulateParams, caps: Mapping[str, Any]) -> tuple[str, float, str] | None:
-    """The first cap the request exceeds, as (config name, value, field), or None: the caps its fields declare
-    (``capped_by``; the endpoint has checked those already, a job submission has not), then the joint ones."""
-    checks = declared(params)
-    if params.model == "gmm":
-        checks.append(("MAD_MAX_GMM_DIM", params.dim, "dim"))
-    if params.scatter_points is not None:
-        checks.append(("MAD_MAX_SCATTER_TOTAL", params.scatter_points * params.generations, "scatter_points"))
-    for name, value, field in checks:
-        if value > caps[name]:
-            return name, value, field
-    return None
+def cap_violation(params: SimulateParams, caps: Mapping[str, Any]) -> Over | None:
+    """The first cap the request exceeds (declared, then joint and whole-run ones), or None."""
+    return first_over(params, caps)
 
 
 def total_work(params: SimulateParams, cfg: SimConfig) -> float:
@@ -174,64 +168,54 @@ def total_work(params: SimulateParams, cfg: SimConfig) -> float:
     return estimate_work(cfg) + (reference_work(cfg) if params.effective_sample_size else 0.0)
 
 
-def work_violation(params: SimulateParams, cfg: SimConfig, caps: Mapping[str, Any]) -> tuple[str, float, str] | None:
-    """Caps on the whole run: training-set size, memory held at once, estimated work."""
+def check_run_caps(params: SimulateParams, caps: Mapping[str, Any]) -> None:
+    """Joint caps (raise ``CapExceeded`` in the form's words): mixture dimension, scatter size, training-set
+    size, memory held at once, estimated work."""
+    if params.model == "gmm":
+        refuse("MAD_MAX_GMM_DIM", params.dim, caps, noun="dimensions", field="dim",
+               said=f"a mixture model in {fmt(params.dim)} dimensions",
+               fix=f"use at most {fmt(caps['MAD_MAX_GMM_DIM'])} dimensions, or another model")
+    if params.scatter_points is not None:
+        most = max(0, caps["MAD_MAX_SCATTER_TOTAL"] // params.generations)
+        refuse("MAD_MAX_SCATTER_TOTAL", params.scatter_points * params.generations, caps, noun="points",
+               field="scatter_points", budget=True,
+               said=f"{fmt(params.scatter_points)} scatter points x {fmt(params.generations)} generations",
+               fix=f"use at most {fmt(most)} scatter points")
+    cfg = params.to_config()  # a combination the core rejects raises ValueError: a plain validation error
     size = max(cfg.n_ini, cfg.training_size)
-    field = "n_synth" if cfg.source == "accumulate" else "replicates"
-    checks = [
-        ("MAD_MAX_TRAINING_SET", size, "n_synth"),
-        ("MAD_MAX_ARRAY_ELEMENTS", cfg.replicates * size * cfg.dim, field),
-    ]
+    growing = cfg.source == "accumulate"
+    refuse("MAD_MAX_TRAINING_SET", size, caps, noun="samples", field="n_synth",
+           said=f"a training set of {fmt(size)} samples" + (" (the pool accumulates every generation)" if growing
+                                                              else ""),
+           fix="use fewer generations or a smaller n_synth" if growing else "use a smaller n_synth or n_ini")
+    elements = cfg.replicates * size * cfg.dim
+    most = max(1, caps["MAD_MAX_ARRAY_ELEMENTS"] // (size * cfg.dim))
+    refuse("MAD_MAX_ARRAY_ELEMENTS", elements, caps, noun="numbers held at once", budget=True,
+           field="n_synth" if growing else "replicates",
+           said=f"{fmt(cfg.replicates)} replicates x {fmt(size)} samples x {fmt(cfg.dim)} dimensions",
+           fix=f"use at most {fmt(most)} replicates, or fewer samples")
     if params.effective_sample_size:  # the reference fits go up to 8 (n_real + n_synth) real samples
         largest = int(reference_sizes(cfg)[-1])
-        checks += [
-            ("MAD_MAX_TRAINING_SET", largest, "effective_sample_size"),
-            ("MAD_MAX_ARRAY_ELEMENTS", REFERENCE_REPLICATES * largest * cfg.dim, "effective_sample_size"),
-        ]
-    checks.append(("MAD_MAX_WORK", total_work(params, cfg), "replicates"))
-    for name, value, where in checks:
-        if value > caps[name]:
-            return name, value, where
-    return None
-
-
-def describe(violation: tuple[str, float, str], caps: Mapping[str, Any]) -> str:
-    name, value, field = violation
-    return f"{field} is {value:g}, over the limit {name}={caps[name]:g}"
+        refuse("MAD_MAX_TRAINING_SET", largest, caps, noun="samples", field="effective_sample_size",
+               said=f"the real-only reference fit of {fmt(largest)} samples that n_e needs",
+               fix="use a smaller n_real + n_synth, or leave n_e off")
+        refuse("MAD_MAX_ARRAY_ELEMENTS", REFERENCE_REPLICATES * largest * cfg.dim, caps,
+               noun="numbers held at once", budget=True, field="effective_sample_size",
+               said=f"estimating n_e ({REFERENCE_REPLICATES} reference fits x {fmt(largest)} samples x "
+                    f"{fmt(cfg.dim)} dimensions)",
+               fix="use a smaller n_real + n_synth, or leave n_e off")
+    work = total_work(params, cfg)
+    per_replicate = work / cfg.replicates
+    most = max(1, int(caps["MAD_MAX_WORK"] // per_replicate)) if per_replicate > 0 else cfg.replicates
+    refuse("MAD_MAX_WORK", work, caps, noun="work units", budget=True, field="replicates",
+           said=f"this run's estimated work ({fmt(work)} units, about "
+                f"{fmt(round(work / caps['MAD_WORK_PER_SECOND']))} s on one core)",
+           fix=f"use at most {fmt(most)} replicates, or fewer generations or samples")
 
 
 class SimulateJobParams(SimulateParams):
-    """The job's parameters: the same fields, plus the app's caps, checked at submission (422 naming the cap).
-
-    Submission happens in a request (POST /api/jobs or /api/mad/simulate), so the running app's config
-    applies. A worker re-validates the stored params outside any app: the caps were checked already, and
-    checking them again against defaults could refuse a job the app accepted under its own settings.
-    """
-
-    @model_validator(mode="after")
-    def _caps(self) -> SimulateJobParams:
-        caps = app_caps()
-        if caps is None:
-            return self
-        found = cap_violation(self, caps)
-        if found is None:
-            try:
-                cfg = self.to_config()
-            except ValueError as exc:
-                raise ValueError(str(exc)) from None
-            found = work_violation(self, cfg, caps)
-        if found is not None:
-            raise ValueError(describe(found, caps))
-        return self
-
-
-def app_caps() -> Mapping[str, Any] | None:
-    """The running app's config inside an app or request context, else None."""
-    try:
-        from flask import current_app, has_app_context
-    except ImportError:  # the core stays usable without Flask
-        return None
-    return current_app.config if has_app_context() else None
+    """The ``mad.simulate`` job's parameters: the request's fields and caps (checked at submission against the
+    app's settings by ``caps.validate``, like the request itself)."""
 
 
 def effective_payload(found: dict[str, Any]) -> dict[str, Any]:
@@ -295,6 +279,7 @@ class SimulateResponse(BaseModel):
     work: float = Field(description="estimated floating-point work (capped by MAD_MAX_WORK)")
     elapsed_s: float | None = None
     job_id: str | None = Field(default=None, description="queued: the mad.simulate job")
+    job_key: str | None = Field(default=None, description="queued: the job's key (status_url carries it)")
     status_url: str | None = Field(default=None, description="queued: poll this (GET /api/jobs/<id>)")
     gaussian_target: bool | None = None
     effective: EffectiveSize | None = Field(default=None, description="n_e, when effective_sample_size was asked")

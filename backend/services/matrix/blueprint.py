@@ -25,10 +25,13 @@ from backend.services.matrix.schemas import (
     MatrixInput,
     MonarchRequest,
     MonarchResponse,
+    check_factors,
+    check_shape,
 )
 from backend.services.matrix.service import lowrank_result, matrix_problem, nested
-from backend.web import limits
+from backend.web import budget, limits
 from backend.web.api import ApiBlueprint
+from backend.web.caps import fmt
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
@@ -45,8 +48,11 @@ MATRIX_ERRORS = {
 
 # ---------------------------------------------------------------- input helpers
 def _read_upload(upload: FileStorage, limit_name: str, what: str) -> bytes:
-    data = upload.read(int(current_app.config[limit_name]) + 1)
-    limits.check(limit_name, len(data), field=what)
+    limit = int(current_app.config[limit_name])
+    data = upload.read(limit + 1)
+    limits.check(limit_name, len(data), noun="bytes", field=what,
+                 said=f"the uploaded file ({'over ' if len(data) > limit else ''}{fmt(len(data))} bytes)",
+                 fix=f"upload a file of at most {fmt(limit)} bytes")
     return data
 
 
@@ -54,9 +60,9 @@ def _load_npy(upload: FileStorage) -> np.ndarray:
     data = _read_upload(upload, "MATRIX_UPLOAD_MAX_BYTES", "file")
     try:
         arr = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError) as exc:
-        raise ApiError(400, f"file is not a readable .npy array (save it with numpy.save, no pickles): {exc}",
-                       field="file") from None
+    except (ValueError, OSError, EOFError):
+        raise ApiError(400, "the uploaded file is not a readable .npy array; save it with numpy.save "
+                            "(allow_pickle=False)", field="file") from None
     if not isinstance(arr, np.ndarray):
         raise ApiError(400, "file holds several arrays (.npz); upload a single .npy array", field="file")
     if arr.dtype.kind not in "iuf":
@@ -72,8 +78,7 @@ def _matrix(body: MatrixInput, files: dict[str, FileStorage]) -> np.ndarray:
     if upload is not None:
         arr = _load_npy(upload)
         field = "file"
-    elif body.matrix is not None:
-        limits.check("MATRIX_MAX_ENTRIES", len(body.matrix) * len(body.matrix[0]), field="matrix")
+    elif body.matrix is not None:  # its shape was checked with the request (MatrixInput.check_caps)
         arr = np.asarray(body.matrix, dtype=np.float64)
         field = "matrix"
     else:
@@ -81,8 +86,7 @@ def _matrix(body: MatrixInput, files: dict[str, FileStorage]) -> np.ndarray:
                        field="matrix")
     if arr.ndim != 2 or 0 in arr.shape:
         raise ApiError(422, f"the matrix must be 2-D and non-empty, got shape {list(arr.shape)}", field=field)
-    limits.check("MATRIX_MAX_ENTRIES", arr.size, field=field)
-    limits.check("MATRIX_MAX_DIM", max(arr.shape), field=field)
+    check_shape(arr.shape[0], arr.shape[1], current_app.config, field)
     arr = arr.astype(np.float64, copy=False)
     problem = matrix_problem(arr, max_entries=arr.size, max_dim=max(arr.shape))  # NaN/Inf, overflowing entries
     if problem:
@@ -90,8 +94,38 @@ def _matrix(body: MatrixInput, files: dict[str, FileStorage]) -> np.ndarray:
     return arr
 
 
+# ---------------------------------------------------------------- compute estimates (backend.web.budget)
+# Seconds per unit of work, measured by scripts/calibrate_costs.py on the 2-core development machine while loaded.
+SVD_S_PER_FLOP = 4e-9  # exact SVD: m n min(m, n) (measured 2.7e-9 to 3.5e-9 with one BLAS thread)
+SKETCH_S_PER_FLOP = 1.5e-8  # randomized: m n (r + p) (2 q + 2)
+MONARCH_S_PER_ENTRY = 4e-6  # the projection: one rank-1 SVD per block
+JSON_S_PER_ENTRY = 3e-6  # reading, checking and converting a JSON matrix (an upload is read before its estimate)
+IMAGE_S_PER_CUBE = 3e-8  # compress: two SVDs of the n x n image and its blocks
+
+
+def lowrank_seconds(body: LowRankRequest, shape: tuple[int, int] | None = None) -> float:
+    if shape is None:
+        if body.matrix is None:
+            return 0.0  # an upload: estimated once it is read (lowrank admits it then)
+        shape = (len(body.matrix), len(body.matrix[0]))
+    m, n = shape
+    parse = JSON_S_PER_ENTRY * m * n if body.matrix is not None else 0.0
+    if body.method == "exact":
+        return 0.05 + parse + SVD_S_PER_FLOP * m * n * min(m, n)
+    return 0.05 + parse + SKETCH_S_PER_FLOP * m * n * (body.rank + body.oversample) * (2 * body.power_iters + 2)
+
+
+def monarch_seconds(body: MonarchRequest) -> float:
+    return 0.0 if body.matrix is None else 0.05 + (MONARCH_S_PER_ENTRY + JSON_S_PER_ENTRY) * len(body.matrix) ** 2
+
+
+def compress_seconds(body: CompressForm) -> float:
+    return 0.1 + IMAGE_S_PER_CUBE * body.size ** 3
+
+
 # ---------------------------------------------------------------- endpoints
 @bp.api("POST", "/api/matrix/lowrank", body=LowRankRequest, response=LowRankResponse, files=("file",),
+        cost=lowrank_seconds, fix="use method randomized, or a smaller matrix (JSON matrices can also run as a matrix.lowrank job)",
         summary="Optimal (SVD) or randomized rank-r approximation with its errors", errors=MATRIX_ERRORS)
 def lowrank(body: LowRankRequest, files: dict[str, FileStorage]) -> dict:
     """Best rank-r approximation by Eckart-Young: Frobenius error sqrt(sum_{i>r} sigma_i^2), spectral sigma_{r+1}.
@@ -105,11 +139,13 @@ def lowrank(body: LowRankRequest, files: dict[str, FileStorage]) -> dict:
         raise ApiError(422, f"rank must be between 1 and min(rows, columns) = {min(a.shape)}, got {body.rank}",
                        field="rank")
     if body.return_factors:
-        limits.check("MATRIX_MAX_RETURN_ENTRIES", body.rank * (sum(a.shape) + 1), field="return_factors")
-    return lowrank_result(a, body)
+        check_factors(body.rank, a.shape[0], a.shape[1], current_app.config)
+    budget.admit(lowrank_seconds(body, a.shape), fix="use method randomized, or a smaller matrix (JSON matrices can also run as a matrix.lowrank job)")
+    return lowrank_result(a, body, lambda *_: budget.check())
 
 
 @bp.api("POST", "/api/matrix/monarch", body=MonarchRequest, response=MonarchResponse, files=("file",),
+        cost=monarch_seconds, fix="send a smaller matrix",
         summary="Optimal Monarch approximation (Frobenius) of an n x n matrix, with its exact error",
         errors=MATRIX_ERRORS)
 def monarch(body: MonarchRequest, files: dict[str, FileStorage]) -> dict:
@@ -135,7 +171,12 @@ def monarch(body: MonarchRequest, files: dict[str, FileStorage]) -> dict:
     w1_shape, w2_shape = block_size_layout(n, b)
     proj = project(a, w1_shape, w2_shape)
     params = int(np.prod(w1_shape) + np.prod(w2_shape))
-    limits.check("MATRIX_MAX_RETURN_ENTRIES", params + (n * n if body.return_dense else 0), field="matrix")
+    numbers = params + (n * n if body.return_dense else 0)
+    limits.check("MATRIX_MAX_RETURN_ENTRIES", numbers, noun="returned numbers", field="return_dense",
+                 said=f"the Monarch factors{' and the dense approximation' if body.return_dense else ''} of a "
+                      f"{fmt(n)} x {fmt(n)} matrix ({fmt(numbers)} numbers)",
+                 fix="leave return_dense off" if body.return_dense else "send a smaller matrix")
+    budget.admit(0.05 + MONARCH_S_PER_ENTRY * n * n, fix="send a smaller matrix")
     out: dict[str, Any] = {
         "n": n, "block_size": b, "error_fro": proj.error_fro, "relative_error": proj.relative_error,
         "norm_fro": proj.norm_fro, "params": params, "dense_params": n * n,
@@ -149,6 +190,7 @@ def monarch(body: MonarchRequest, files: dict[str, FileStorage]) -> dict:
 
 
 @bp.api("POST", "/api/matrix/compress", body=CompressForm, response=CompressResponse, files=("image",),
+        cost=compress_seconds, fix="use a smaller size",
         summary="Compress an image with rank-r SVD and with Monarch at equal parameter counts",
         errors={400: "unreadable image", 413: "image over MATRIX_IMAGE_UPLOAD_MAX_BYTES",
                 422: "size not a perfect square, over MATRIX_IMAGE_MAX_SIZE, or block_rank out of range"})

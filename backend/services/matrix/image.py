@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from backend.services.matrix.monarch import monarch_to_dense, project, square_layout
+from backend.web.caps import fmt, refuse
 
 BUILTIN_IMAGES = ("hopper", "pattern")
 
@@ -75,12 +76,16 @@ def load_image(data: bytes, n: int, *, max_pixels: int) -> np.ndarray:
         raise ImageError("the uploaded image is empty")
     try:
         with Image.open(io.BytesIO(data)) as im:
-            if im.width * im.height > max_pixels:
-                raise ImageError(f"image is {im.width}x{im.height} = {im.width * im.height} pixels, over {max_pixels}")
+            pixels = im.width * im.height
+            refuse("MATRIX_IMAGE_MAX_PIXELS", pixels, {"MATRIX_IMAGE_MAX_PIXELS": max_pixels}, noun="pixels",
+                   field="image", said=f"a {fmt(im.width)} x {fmt(im.height)} image ({fmt(pixels)} pixels)",
+                   fix="scale it down before uploading")
             im.load()
             return _to_square_gray(im, n)
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise ImageError(f"could not read the upload as an image (send PNG, JPEG, GIF or BMP): {exc}") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError):
+        # PIL's own message names a BytesIO object; say what the user can do instead.
+        raise ImageError("the uploaded file is not an image this page can read; upload a PNG, JPEG, GIF or BMP "
+                         "file") from None
 
 
 def png_data_url(img: np.ndarray) -> str:

@@ -3,16 +3,41 @@
 from __future__ import annotations
 
 import math
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from backend.web.caps import capped_by
+from backend.web.caps import capped_by, fmt, refuse
 
 Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 MatrixRows = Annotated[list[Annotated[list[Number], Field(min_length=1)]], Field(min_length=1)]
 MAX_ABS_ENTRY = 1e150  # norms and SVDs square the entries: beyond this float64 overflows to inf
+
+
+def check_shape(rows: int, cols: int, settings: Mapping[str, Any], field: str) -> None:
+    """MATRIX_MAX_DIM and MATRIX_MAX_ENTRIES for a rows x cols matrix, sent as JSON or uploaded."""
+    side = max(rows, cols)
+    refuse("MATRIX_MAX_DIM", side, settings, noun="rows or columns", field=field,
+           said=f"a {fmt(rows)} x {fmt(cols)} matrix ({fmt(side)} {'rows' if rows >= cols else 'columns'})",
+           fix=f"use at most {fmt(settings['MATRIX_MAX_DIM'])} rows and columns")
+    refuse("MATRIX_MAX_ENTRIES", rows * cols, settings, noun="entries", field=field,
+           said=f"a {fmt(rows)} x {fmt(cols)} matrix ({fmt(rows * cols)} entries)",
+           fix=f"send at most {fmt(settings['MATRIX_MAX_ENTRIES'])} entries")
+
+
+def check_factors(rank: int, rows: int, cols: int, settings: Mapping[str, Any]) -> None:
+    """U, s and Vt of a rank-r result must fit MATRIX_MAX_RETURN_ENTRIES."""
+    numbers = rank * (rows + cols + 1)
+    most = max(1, settings["MATRIX_MAX_RETURN_ENTRIES"] // (rows + cols + 1))
+    refuse("MATRIX_MAX_RETURN_ENTRIES", numbers, settings, noun="returned numbers", field="return_factors",
+           said=f"the rank-{fmt(rank)} factors of a {fmt(rows)} x {fmt(cols)} matrix ({fmt(numbers)} numbers)",
+           fix=f"leave return_factors off, or use rank at most {fmt(most)}")
+
+
 class MatrixInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     matrix: MatrixRows | None = Field(
         None, description="the matrix as rows of finite numbers; omit it when uploading a .npy file as `file`")
 
@@ -25,18 +50,27 @@ class MatrixInput(BaseModel):
                     raise ValueError(f"matrix rows must all have the same length: row 0 has {width}, row {i} has {len(row)}")
         return self
 
+    def check_caps(self, settings: Mapping[str, Any]) -> None:
+        if self.matrix is not None:
+            check_shape(len(self.matrix), len(self.matrix[0]), settings, "matrix")
+
 
 class LowRankRequest(MatrixInput):
     rank: int = Field(ge=1, description="target rank r, 1 <= r <= min(rows, columns)")
     method: Literal["exact", "randomized"] = Field("exact", description="full SVD, or randomized SVD (HMT 2011)")
     oversample: int = Field(
-        10, ge=0, description="randomized: extra sketch columns p", json_schema_extra=capped_by("MATRIX_MAX_OVERSAMPLE")
+        10, ge=0, description="randomized: extra sketch columns p", json_schema_extra=capped_by("MATRIX_MAX_OVERSAMPLE", "extra sketch columns")
     )
     power_iters: int = Field(
-        2, ge=0, description="randomized: power iterations q", json_schema_extra=capped_by("MATRIX_MAX_POWER_ITERS")
+        2, ge=0, description="randomized: power iterations q", json_schema_extra=capped_by("MATRIX_MAX_POWER_ITERS", "power iterations")
     )
     seed: int = Field(0, ge=0, le=2**63 - 1, description="randomized: seed of the Gaussian test matrix")
     return_factors: bool = Field(False, description="also return U (m x r), s and Vt (r x n)")
+
+    def check_caps(self, settings: Mapping[str, Any]) -> None:
+        super().check_caps(settings)
+        if self.matrix is not None and self.return_factors:
+            check_factors(self.rank, len(self.matrix), len(self.matrix[0]), settings)
 
 
 class LowRankResponse(BaseModel):
@@ -78,10 +112,12 @@ class MonarchResponse(BaseModel):
 
 
 class CompressForm(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     builtin: Literal["hopper", "pattern"] = Field("hopper", description="built-in image, used when no `image` is sent")
     size: int = Field(
         256, ge=4, description="side n of the square grayscale image; a perfect square (64, 256, 1024)",
-        json_schema_extra=capped_by("MATRIX_IMAGE_MAX_SIZE"),
+        json_schema_extra=capped_by("MATRIX_IMAGE_MAX_SIZE", "pixels a side"),
     )
     block_rank: int = Field(1, ge=1, description="Monarch block rank c; SVD rank r = c sqrt(n) at equal parameters")
 

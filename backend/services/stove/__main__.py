@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(sig, lambda *_: stop.set())
     service.start()
     print(f"stove scheduler running (db {service.settings.db_path})", flush=True)
-    stop.wait()
+    while not stop.wait(service.settings.poll_s):
+        service.start()  # the loop never ends by itself; should it ever, it is started again
     service.stop()
     return 0
 

@@ -87,14 +87,19 @@ class RelayAdapter(ABC):
         self.clock: Clock = clock or SystemClock()
 
     # ---- the public interface (the only things the controller may call) ----
-    def cut(self, burner: str, hold_s: float, on_open: Callable[[float], None] | None = None) -> None:
+    def cut(self, burner: str, hold_s: float, on_open: Callable[[float], None] | None = None,
+            guard: Callable[[], None] | None = None) -> None:
         """Break the loop, confirm it is broken, hold ``hold_s`` seconds, then close it again.
 
         ``on_open(t)`` is called once the break is confirmed (t = clock time): that is the moment the
         cut is *delivered*. Raises AdapterError if the break cannot be confirmed (nothing delivered),
-        or if closing the loop afterwards fails (delivered, but not restored).
+        or if closing the loop afterwards fails (delivered, but not restored). ``guard()`` runs before
+        each command to the relay and may raise to stop there (a scheduler that lost its leadership
+        leaves the relay to the new leader; a loop left open is the safe direction).
         """
         self._check_burner(burner)
+        if guard is not None:
+            guard()
         self._write(burner, loop_cut=True)
         state = self.relay_state(burner)
         if state is not RelayState.CUT:
@@ -105,6 +110,8 @@ class RelayAdapter(ABC):
             except Exception:  # bookkeeping must never cut the pulse short or leave it unrestored
                 log.exception("cut delivery callback failed for burner %s", burner)
         self.clock.sleep(hold_s)
+        if guard is not None:
+            guard()
         self._write(burner, loop_cut=False)
 
     def restore(self, burner: str) -> None:
@@ -269,10 +276,11 @@ class SimulatedAdapter(RelayAdapter):
         self.cut_calls: list[tuple[str, float]] = []
         self._calls_lock = threading.Lock()
 
-    def cut(self, burner: str, hold_s: float, on_open: Callable[[float], None] | None = None) -> None:
+    def cut(self, burner: str, hold_s: float, on_open: Callable[[float], None] | None = None,
+            guard: Callable[[], None] | None = None) -> None:
         with self._calls_lock:
             self.cut_calls.append((burner, float(hold_s)))
-        super().cut(burner, hold_s, on_open)
+        super().cut(burner, hold_s, on_open, guard)
 
     def health(self) -> Health:
         return Health(True, f"simulated relay, {len(self.burners)} channel(s), wiring {self.stove.wiring}")

@@ -19,16 +19,19 @@ from __future__ import annotations
 import logging
 import math
 import os
+import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from backend.services.stove.adapters import AdapterError, RelayAdapter, RelayState
 from backend.services.stove.clock import Clock
 from backend.services.stove.persistence import FINAL_STATUSES, BurnerRow, CommandRow, StoveStore
+
+_T = TypeVar("_T")
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +69,33 @@ class Conflict(StoveError):
 
 class IllegalTransition(StoveError):
     pass
+
+
+class LostLeadership(Exception):  # noqa: N818 - a state, not a failure of the caller
+    """This process is no longer the scheduler's leader (a newer epoch exists, or its lease lapsed).
+    Raised before any write or relay command it would have made: the process stands down."""
+
+
+class Term(Protocol):
+    """One leadership term of the scheduler (see scheduler.Lease): its epoch, and the two fences."""
+
+    epoch: int
+
+    def check(self, conn: sqlite3.Connection) -> None:
+        """Inside a write transaction: raise LostLeadership unless the lease row still names this term."""
+        ...
+
+    def device_ok(self) -> None:
+        """Before a relay command: raise LostLeadership unless this term's lease is surely still ours."""
+        ...
+
+
+# Database errors a leader waits out (no descriptors, a locked or full disk) before it gives up the step.
+TRANSIENT_DB_ERRORS = (sqlite3.OperationalError, sqlite3.DatabaseError, OSError)
+
+
+def _epoch_note(epoch: int | None) -> str:
+    return "" if epoch is None else f" (leader epoch {epoch})"
 
 
 def iso(t: float | None) -> str | None:
@@ -109,24 +139,66 @@ class Ticket:
 
 
 class Alerter:
-    """Records an alert and pushes it (e.g. to a webhook). Push failures never break the controller."""
+    """Records an alert and pushes it (webhook, Home Assistant notify). Never raises: an alert that cannot be
+    stored now (database unavailable) is logged at once, pushed anyway, and stored by a later ``flush``."""
 
-    def __init__(self, store: StoveStore, clock: Clock, push: Callable[[dict], None] | None = None) -> None:
-        self.store, self.clock, self.push = store, clock, push
+    def __init__(self, store: StoveStore, clock: Clock,
+                 push: Callable[[dict], None] | list[Callable[[dict], None]] | None = None) -> None:
+        self.store, self.clock = store, clock
+        self.pushers = [] if push is None else (list(push) if isinstance(push, list) else [push])
+        self._unstored: list[tuple[float, str | None, str, str | None, bool]] = []
+        self._lock = threading.Lock()
 
-    def alert(self, burner: str | None, message: str) -> None:
+    def alert(self, burner: str | None, message: str, who: str | None = None) -> None:
         now = self.clock.now()
-        log.error("STOVE ALERT [%s]: %s", burner, message)
-        alert_id = self.store.add_alert(now, burner, message)
-        if self.push is None:
-            return
+        log.error("STOVE ALERT [%s]: %s%s", burner, message, f" (requested by {who})" if who else "")
+        alert_id = None
         try:
-            self.push({"burner": burner, "message": message, "at": iso(now), "id": alert_id})
-            self.store.mark_alert_pushed(alert_id)
-        except Exception as exc:  # the alert is stored; a failed push must not stop the shutoff logic
-            log.error("could not push stove alert %s: %s", alert_id, exc)
-            self.store.audit(None, at=self.clock.now(), who="system", burner=burner, action="alert_push",
-                             result="failed", detail=str(exc)[:300])
+            alert_id = self.store.add_alert(now, burner, message, who)
+        except Exception as exc:  # the database is what failed: keep the alert, push it anyway
+            log.error("could not store stove alert (kept to store later): %s", exc)
+        pushed = self._push({"burner": burner, "message": message, "who": who, "at": iso(now), "id": alert_id})
+        if alert_id is None:
+            with self._lock:
+                self._unstored.append((now, burner, message, who, pushed))
+        elif pushed:
+            self._quietly(lambda: self.store.mark_alert_pushed(alert_id))
+
+    def flush(self) -> None:
+        """Store the alerts that could not be stored when they were raised."""
+        with self._lock:
+            pending, self._unstored = self._unstored, []
+        for i, (at, burner, message, who, pushed) in enumerate(pending):
+            try:
+                self.store.add_alert(at, burner, message, who, pushed=pushed)
+            except Exception:
+                with self._lock:
+                    self._unstored[:0] = pending[i:]
+                raise
+
+    @property
+    def unstored(self) -> int:
+        return len(self._unstored)
+
+    def _push(self, payload: dict) -> bool:
+        pushed = False
+        for push in self.pushers:
+            try:
+                push(payload)
+                pushed = True
+            except Exception as exc:  # a failed push must not stop the shutoff logic
+                log.error("could not push stove alert %s: %s", payload.get("id"), exc)
+                self._quietly(lambda exc=exc: self.store.audit(
+                    None, at=self.clock.now(), who="system", burner=payload["burner"], action="alert_push",
+                    result="failed", detail=str(exc)[:300]))
+        return pushed
+
+    @staticmethod
+    def _quietly(fn: Callable[[], Any]) -> None:
+        try:
+            fn()
+        except Exception as exc:
+            log.error("stove alert bookkeeping failed: %s", exc)
 
 
 class StoveController:
@@ -140,6 +212,11 @@ class StoveController:
         self.alerter = alerter or Alerter(store, clock)
         self._changed = threading.Condition()
         self.on_command: Callable[[], None] | None = None  # set by the scheduler to wake up
+        # The scheduler's current leadership term: every leader-only write is fenced by it. None: no
+        # scheduler (tests driving the controller by hand), writes unfenced.
+        self.term: Term | None = None
+        self.db_retry_s = 5.0  # how long a leader waits out database errors inside one step (see _leader)
+        self._local = threading.local()  # the term a burner worker started its command under
         store.sync_burners(self.burners, clock.now())
 
     # ------------------------------------------------------------------ commands (any process)
@@ -186,6 +263,7 @@ class StoveController:
                     ticket = Ticket(existing.id, True)
                 else:
                     cid = self.store.insert_command(conn, burner, "restore", who, now)
+                    self.store.update_burner(conn, burner, now, last_user_action_at=now)
                     self.store.audit(conn, at=now, who=who, burner=burner, action="restore",
                                      result=f"accepted: queued restore #{cid}")
                     ticket = Ticket(cid, False)
@@ -215,7 +293,7 @@ class StoveController:
                 # still fires: shutoff is always attempted.
                 new_state = row.state if row.state == FAULT else TIMER_ARMED
                 self._set_state(conn, row, new_state, now, timer_deadline=deadline, timer_armed_by=who,
-                                timer_armed_at=now)
+                                timer_armed_at=now, last_user_action_at=now)
                 self.store.audit(conn, at=now, who=who, burner=burner, action="arm_timer",
                                  result=f"armed: shutoff at {iso(deadline)}", detail=f"{minutes:g} min")
                 return self.store.burner(conn, burner)
@@ -235,26 +313,29 @@ class StoveController:
             new_state = READY if row.state == TIMER_ARMED else row.state
             if new_state != row.state:
                 self._set_state(conn, row, new_state, now, timer_deadline=None, timer_armed_by=None,
-                                timer_armed_at=None)
+                                timer_armed_at=None, last_user_action_at=now)
             else:
                 self.store.update_burner(conn, burner, now, timer_deadline=None, timer_armed_by=None,
-                                         timer_armed_at=None)
+                                         timer_armed_at=None, last_user_action_at=now)
             self.store.audit(conn, at=now, who=who, burner=burner, action="cancel_timer",
                              result=f"cancelled timer due {iso(row.timer_deadline)}")
             return self.store.burner(conn, burner), True
 
     # ------------------------------------------------------------------ execution (scheduler only)
     def fire_due_timers(self) -> list[int]:
-        """Turn every due (or overdue) deadline into a shutoff command. Returns the command ids."""
+        """Turn every due (or overdue) deadline into a shutoff command, under the leader's epoch.
+        Returns the command ids. A firing and its command are one transaction: never half done."""
         fired: list[int] = []
         now = self.clock.now()
-        for due in self.store.due_timers(now):
+        epoch = self._epoch()
+        for due in self._leader(lambda: self.store.due_timers(now)):
             if due.id not in self.burners:
                 continue
-            with self.store.tx() as conn:
-                row = self.store.burner(conn, due.id)
+
+            def fire(conn: sqlite3.Connection, burner: str = due.id) -> int | None:
+                row = self.store.burner(conn, burner)
                 if row.timer_deadline is None or row.timer_deadline > now:
-                    continue  # cancelled or re-armed meanwhile
+                    return None  # cancelled or re-armed meanwhile (or already fired)
                 fields = dict(timer_deadline=None, timer_armed_by=None, timer_armed_at=None)
                 if row.state == TIMER_ARMED:
                     self._set_state(conn, row, READY, now, **fields)
@@ -268,53 +349,92 @@ class StoveController:
                                                     f"timer (armed by {row.timer_armed_by})", now)
                     how = f"queued shutoff #{cid}"
                 late = now - row.timer_deadline
-                self.store.audit(conn, at=now, who="timer", burner=row.id, action="timer_fired",
-                                 result=how, detail=f"deadline {iso(row.timer_deadline)}, fired {late:.3f} s after it")
+                self.store.audit(conn, at=now, who="timer", burner=row.id, action="timer_fired", result=how,
+                                 detail=f"deadline {iso(row.timer_deadline)}, fired {late:.3f} s after it"
+                                        f"{_epoch_note(epoch)}")
+                return cid
+
+            cid = self._leader_write(fire)
+            if cid is not None:
                 fired.append(cid)
         if fired:
             self._notify()
         return fired
 
     def execute_next(self, burner: str) -> CommandRow | None:
-        """Run the next pending command of ``burner`` to completion. Returns it, or None if idle."""
-        cmd = self.store.claim_next_command(burner, self.clock.now())
-        if cmd is None:
-            return None
-        self._notify()
+        """Run the next pending command of ``burner`` to completion. Returns it, or None if idle.
+
+        Raises LostLeadership (and has then written nothing more, nor touched the relay) when this
+        process stopped being the leader meanwhile."""
+        self._local.term = self.term
         try:
-            if cmd.kind == "shutoff":
-                self._run_shutoff(cmd)
-            else:
-                self._run_restore(cmd)
-        except Exception as exc:  # a bug or a DB error must still leave a visible FAULT and an alert
-            log.exception("stove command %s crashed", cmd.id)
-            self._fail(cmd, f"internal error while executing {cmd.kind}: {exc.__class__.__name__}: {exc}")
-        self._notify()
-        return self.store.get_command(cmd.id)
+            cmd = self._leader(lambda: self.store.claim_next_command(
+                burner, self.clock.now(), fence=self._fence(), epoch=self._epoch()))
+            if cmd is None:
+                return None
+            self._notify()
+            try:
+                if cmd.kind == "shutoff":
+                    self._run_shutoff(cmd)
+                else:
+                    self._run_restore(cmd)
+            except LostLeadership:
+                raise
+            except Exception as exc:  # a bug or a lasting DB error must still leave a visible FAULT and an alert
+                log.exception("stove command %s crashed", cmd.id)
+                self._fail(cmd, f"internal error while executing {cmd.kind}: {exc.__class__.__name__}: {exc}")
+            self._notify()
+            return self._leader(lambda: self.store.get_command(cmd.id))
+        finally:
+            self._local.term = None
 
     def recover(self) -> int:
-        """Called when a scheduler takes over: re-run what a dead scheduler left unfinished."""
+        """Called when a scheduler takes over: re-run what the previous leader left unfinished."""
         now = self.clock.now()
-        n, interrupted = self.store.requeue_running(now)
-        self.store.audit(None, at=now, who="system", action="scheduler_start",
-                         result=f"requeued {n} unfinished command(s)", detail=f"pid {os.getpid()}")
-        for burner in interrupted:
-            self.store.audit(None, at=now, who="system", burner=burner, action="recover",
-                             result="sequence interrupted by a scheduler restart; running it again")
-        return n
+
+        def requeue(conn: sqlite3.Connection) -> int:
+            n, interrupted = self.store.requeue_running(conn, now)
+            self.store.audit(conn, at=now, who="system", action="scheduler_start",
+                             result=f"requeued {n} unfinished command(s)",
+                             detail=f"pid {os.getpid()}{_epoch_note(self._epoch())}")
+            for burner in interrupted:
+                self.store.audit(conn, at=now, who="system", burner=burner, action="recover",
+                                 result="sequence interrupted by a scheduler restart; running it again")
+            return n
+
+        return self._leader_write(requeue)
+
+    def requeue_orphans(self, busy: Iterable[str]) -> int:
+        """Commands left running by a burner worker of this leader that died (a lasting database error):
+        run them again. ``busy`` are the burners whose worker is still alive."""
+        busy = set(busy)
+        idle = [b for b in self.burners if b not in busy]
+        now = self.clock.now()
+
+        def requeue(conn: sqlite3.Connection) -> int:
+            n, interrupted = self.store.requeue_running(conn, now, idle)
+            for burner in interrupted:
+                self.store.audit(conn, at=now, who="system", burner=burner, action="recover",
+                                 result="sequence interrupted by a failed step; running it again")
+            return n
+
+        if not self._leader(lambda: self.store.count_open_running(idle)):
+            return 0
+        return self._leader_write(requeue)
 
     def pending_burners(self) -> list[str]:
         return [b for b in self.store.burners_with_pending() if b in self.burners]
 
     # ------------------------------------------------------------------ status
-    def status(self, burner: str) -> dict[str, Any]:
+    def status(self, burner: str, *, names: bool = True) -> dict[str, Any]:
         self._known(burner)
-        return self.describe(self.store.get_burner(burner))
+        return self.describe(self.store.get_burner(burner), names=names)
 
-    def statuses(self) -> list[dict[str, Any]]:
-        return [self.describe(r) for r in self.store.list_burners(self.burners)]
+    def statuses(self, *, names: bool = True) -> list[dict[str, Any]]:
+        return [self.describe(r, names=names) for r in self.store.list_burners(self.burners)]
 
-    def describe(self, row: BurnerRow) -> dict[str, Any]:
+    def describe(self, row: BurnerRow, *, names: bool = True) -> dict[str, Any]:
+        """A burner's state for people. ``names=False`` (no token): who armed the timer is null."""
         now = self.clock.now()
         if row.state == CUTTING:
             msg = "cut in progress" + (f"; cut delivered at {iso(row.last_cut_at)}" if row.last_cut_at else "")
@@ -329,6 +449,9 @@ class StoveController:
             msg = "ready: loop conducting, no cut delivered yet"
         if row.timer_deadline is not None:
             msg += f"; shutoff timer due at {iso(row.timer_deadline)}"
+        # "Shut off at T" stays until the next action a person takes on this burner (arm, cancel, restore).
+        shut_off = row.last_cut_at if row.last_cut_at is not None and (
+            row.last_user_action_at is None or row.last_cut_at >= row.last_user_action_at) else None
         return {
             "id": row.id,
             "state": row.state,
@@ -337,8 +460,9 @@ class StoveController:
             "timer_deadline": iso(row.timer_deadline),
             "timer_deadline_epoch": row.timer_deadline,
             "seconds_left": None if row.timer_deadline is None else max(0.0, row.timer_deadline - now),
-            "timer_armed_by": row.timer_armed_by,
+            "timer_armed_by": row.timer_armed_by if names else None,
             "cut_delivered_at": iso(row.last_cut_at),
+            "shut_off_at_epoch": shut_off,
             "last_restore_at": iso(row.last_restore_at),
             "relay_state": row.relay_state,
             "relay_checked_at": iso(row.relay_checked_at),
@@ -364,40 +488,62 @@ class StoveController:
     def _run_shutoff(self, cmd: CommandRow) -> None:
         s, burner = self.settings, cmd.burner
         now = self.clock.now()
-        with self.store.tx() as conn:
+
+        def start(conn: sqlite3.Connection) -> None:
             row = self.store.burner(conn, burner)
             cleared = row.timer_deadline
             self._set_state(conn, row, CUTTING, now, timer_deadline=None, timer_armed_by=None, timer_armed_at=None)
             if cleared is not None:
                 self.store.audit(conn, at=now, who="system", burner=burner, action="cancel_timer",
                                  result=f"timer due {iso(cleared)} cleared: shutoff #{cmd.id} wins")
+
+        self._leader_write(start)
+        if cmd.pulse_done_at is not None:
+            # A previous leader delivered the whole pulse and closed the loop, then stopped before recording
+            # the read-back: no second cut, only the read-back.
+            self._leader_write(lambda conn: self._set_state(conn, self.store.burner(conn, burner), RESTORING,
+                                                             self.clock.now()))
+            self._verify_and_finish(cmd, cmd.delivered_at or cmd.pulse_done_at, write_first=True)
+            return
         delivered: list[float] = []
 
-        def on_open(t: float) -> None:
-            delivered.append(t)
-            with self.store.tx() as conn:
+        def record_delivery(t: float) -> None:
+            def write(conn: sqlite3.Connection) -> None:
                 self.store.update_command(conn, cmd.id, status="delivered", delivered_at=t)
                 self.store.update_burner(conn, burner, t, last_cut_at=t, relay_state=RelayState.CUT.value,
                                          relay_checked_at=t)
                 self.store.audit(conn, at=t, who=cmd.requested_by, burner=burner, action="cut",
                                  result=f"cut delivered at {iso(t)}",
-                                 detail=f"shutoff #{cmd.id}, holding {s.hold_s:g} s")
+                                 detail=f"shutoff #{cmd.id}, holding {s.hold_s:g} s{_epoch_note(self._epoch())}")
+
+            self._leader_write(write)
             self._notify()
+
+        def on_open(t: float) -> None:
+            delivered.append(t)
+            try:
+                record_delivery(t)
+            except LostLeadership:
+                raise  # the adapter leaves the loop open: the new leader delivers the pulse again
+            except Exception:  # keep the pulse going; the delivery is recorded again below
+                log.exception("could not record the delivery of shutoff #%s", cmd.id)
 
         error: AdapterError | None = None
         for attempt in range(1, s.retry_attempts + 1):
-            with self.store.tx() as conn:
-                self.store.update_command(conn, cmd.id, attempts=attempt)
+            sending = self.clock.now()
+            self._leader_write(lambda conn, a=attempt, t=sending: self.store.update_command(
+                conn, cmd.id, attempts=a, sending_at=t))
             try:
-                self.adapter.cut(burner, s.hold_s, on_open)
+                self.adapter.cut(burner, s.hold_s, on_open, guard=self._device_ok)
                 error = None
                 break
             except AdapterError as exc:
                 error = exc
                 if delivered:
                     break  # the break was delivered; only closing the loop failed: handled below
-                self.store.audit(None, at=self.clock.now(), who="system", burner=burner, action="cut",
-                                 result=f"attempt {attempt}/{s.retry_attempts} failed", detail=str(exc))
+                self._leader_write(lambda conn, a=attempt, e=exc: self.store.audit(
+                    conn, at=self.clock.now(), who="system", burner=burner, action="cut",
+                    result=f"attempt {a}/{s.retry_attempts} failed", detail=str(e)))
                 if attempt < s.retry_attempts:
                     self.clock.sleep(s.backoff(attempt))
         if not delivered:
@@ -405,22 +551,38 @@ class StoveController:
                       "the gas may still be flowing")
             self._fail(cmd, reason)
             return
-        with self.store.tx() as conn:
-            self._set_state(conn, self.store.burner(conn, burner), RESTORING, self.clock.now())
-        ok, detail = self._restore_and_verify(burner, write_first=error is not None)
         t = delivered[0]
+        done = self.clock.now()
+
+        def pulse_done(conn: sqlite3.Connection) -> None:
+            current = self.store.get_command_in(conn, cmd.id)
+            if current is not None and current.delivered_at is None:  # on_open could not record it
+                self.store.update_command(conn, cmd.id, status="delivered", delivered_at=t)
+                self.store.update_burner(conn, burner, t, last_cut_at=t, relay_state=RelayState.CUT.value,
+                                         relay_checked_at=t)
+                self.store.audit(conn, at=t, who=cmd.requested_by, burner=burner, action="cut",
+                                 result=f"cut delivered at {iso(t)}", detail=f"shutoff #{cmd.id} (recorded late)")
+            if error is None:
+                self.store.update_command(conn, cmd.id, pulse_done_at=done)
+            self._set_state(conn, self.store.burner(conn, burner), RESTORING, done)
+
+        self._leader_write(pulse_done)
+        self._verify_and_finish(cmd, t, write_first=error is not None)
+
+    def _verify_and_finish(self, cmd: CommandRow, delivered_at: float | None, *, write_first: bool) -> None:
+        ok, detail = self._restore_and_verify(cmd.burner, write_first=write_first)
         if ok:
-            self._finish(cmd, READY, f"cut delivered at {iso(t)}; loop restored and read back conducting")
+            self._finish(cmd, READY, f"cut delivered at {iso(delivered_at)}; loop restored and read back conducting")
         else:
-            self._fail(cmd, f"cut delivered at {iso(t)}, but {detail}", keep_delivered=True)
+            self._fail(cmd, f"cut delivered at {iso(delivered_at)}, but {detail}", keep_delivered=True)
 
     def _run_restore(self, cmd: CommandRow) -> None:
         burner = cmd.burner
-        with self.store.tx() as conn:
-            self._set_state(conn, self.store.burner(conn, burner), RESTORING, self.clock.now())
+        self._leader_write(lambda conn: self._set_state(conn, self.store.burner(conn, burner), RESTORING,
+                                                         self.clock.now()))
         ok, detail = self._restore_and_verify(burner, write_first=True)
         if ok:
-            row = self.store.get_burner(burner)
+            row = self._leader(lambda: self.store.get_burner(burner))
             self._finish(cmd, TIMER_ARMED if row.timer_deadline is not None else READY,
                          "loop restored and read back conducting; the burner can be lit by hand")
         else:
@@ -432,6 +594,7 @@ class StoveController:
         detail = "relay state not read"
         write = write_first
         for attempt in range(1, s.readback_attempts + 1):
+            self._device_ok()
             try:
                 if write:
                     self.adapter.restore(burner)
@@ -441,16 +604,17 @@ class StoveController:
                 state = None
             now = self.clock.now()
             if state is not None:
-                with self.store.tx() as conn:
-                    self.store.update_burner(conn, burner, now, relay_state=state.value, relay_checked_at=now)
+                fields: dict[str, Any] = dict(relay_state=state.value, relay_checked_at=now)
                 if state is RelayState.CONDUCTING:
-                    with self.store.tx() as conn:
-                        self.store.update_burner(conn, burner, now, last_restore_at=now)
+                    fields["last_restore_at"] = now
+                self._leader_write(lambda conn, f=fields, t=now: self.store.update_burner(conn, burner, t, **f))
+                if state is RelayState.CONDUCTING:
                     return True, "conducting"
                 detail = ("relay still reads CUT after restore: the burner cannot be relit (gas stays off); "
                           "check the relay") if state is RelayState.CUT else "relay state unknown after restore"
-            self.store.audit(None, at=now, who="system", burner=burner, action="read_back",
-                             result=f"attempt {attempt}/{s.readback_attempts} failed", detail=detail)
+            self._leader_write(lambda conn, a=attempt, d=detail, t=now: self.store.audit(
+                conn, at=t, who="system", burner=burner, action="read_back",
+                result=f"attempt {a}/{s.readback_attempts} failed", detail=d))
             write = True  # retry by commanding the loop closed again (harmless: never opens the gas)
             if attempt < s.readback_attempts:
                 self.clock.sleep(s.backoff(attempt))
@@ -458,15 +622,19 @@ class StoveController:
 
     def _finish(self, cmd: CommandRow, state: str, result: str) -> None:
         now = self.clock.now()
-        with self.store.tx() as conn:
+
+        def write(conn: sqlite3.Connection) -> None:
             self._set_state(conn, self.store.burner(conn, cmd.burner), state, now, fault=None)
             self.store.update_command(conn, cmd.id, status="done", finished_at=now, result=result)
             self.store.audit(conn, at=now, who=cmd.requested_by, burner=cmd.burner, action=cmd.kind,
                              result="done", detail=f"#{cmd.id}: {result}")
 
+        self._leader_write(write)
+
     def _fail(self, cmd: CommandRow, reason: str, *, keep_delivered: bool = False) -> None:
         now = self.clock.now()
-        with self.store.tx() as conn:
+
+        def write(conn: sqlite3.Connection) -> None:
             row = self.store.burner(conn, cmd.burner)
             if row.state != FAULT:
                 self._set_state(conn, row, FAULT, now, fault=reason)
@@ -478,7 +646,59 @@ class StoveController:
             self.store.update_command(conn, cmd.id, status=status, finished_at=now, result=reason)
             self.store.audit(conn, at=now, who=cmd.requested_by, burner=cmd.burner, action=cmd.kind,
                              result="FAULT", detail=f"#{cmd.id}: {reason}")
-        self.alerter.alert(cmd.burner, f"burner {cmd.burner}: {reason} ({cmd.kind} requested by {cmd.requested_by})")
+
+        message = f"burner {cmd.burner}: {reason} ({cmd.kind})"
+        try:
+            self._leader_write(write)
+        except LostLeadership:
+            raise  # the new leader runs the command again
+        except Exception:
+            self.alerter.alert(cmd.burner, message + "; could not be recorded: the database failed",
+                               who=cmd.requested_by)
+            raise
+        self.alerter.alert(cmd.burner, message, who=cmd.requested_by)
+
+    # ---- leadership: fences and retried writes ----
+    def _current_term(self) -> Term | None:
+        return getattr(self._local, "term", None) or self.term
+
+    def _epoch(self) -> int | None:
+        term = self._current_term()
+        return None if term is None else term.epoch
+
+    def _fence(self) -> Callable[[sqlite3.Connection], None] | None:
+        term = self._current_term()
+        return None if term is None else term.check
+
+    def _device_ok(self) -> None:
+        term = self._current_term()
+        if term is not None:
+            term.device_ok()
+
+    def _leader_write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """One fenced write transaction of the leader, retried through transient database errors."""
+        def attempt() -> _T:
+            with self.store.tx(self._fence()) as conn:
+                return fn(conn)
+
+        return self._leader(attempt)
+
+    def _leader(self, fn: Callable[[], _T]) -> _T:
+        """Run a database step of the leader, waiting out transient errors (no free descriptor, a locked or
+        full disk) for up to ``db_retry_s``, so a short outage does not cut twice. LostLeadership is final."""
+        give_up = time.monotonic() + self.db_retry_s
+        delay = 0.02
+        while True:
+            try:
+                return fn()
+            except LostLeadership:
+                raise
+            except TRANSIENT_DB_ERRORS as exc:
+                if time.monotonic() + delay > give_up:
+                    raise
+                log.warning("stove: database step failed (%s); retrying in %.2f s", exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
 
     def _set_state(self, conn: Any, row: BurnerRow, new: str, now: float, **fields: Any) -> None:
         if new != row.state and new not in TRANSITIONS[row.state]:

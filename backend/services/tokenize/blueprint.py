@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from flask import Flask, current_app, render_template
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from backend.services.tokenize import BUILTIN_MODELS, SegmentationError, Vocab, get_model, sample, warm_up
 from backend.services.tokenize.summary import summarize
-from backend.web import limits
 from backend.web.api import ApiBlueprint
-from backend.web.caps import capped_by
+from backend.web.caps import capped_by, fmt, refuse
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
@@ -40,7 +40,7 @@ class _Segmenting(BaseModel):
     model_config = ConfigDict(extra="forbid")
     text: str = Field(
         min_length=1, description="the text to segment (at most TOKENIZE_MAX_TEXT_CHARS characters)",
-        json_schema_extra=capped_by("TOKENIZE_MAX_TEXT_CHARS"),
+        json_schema_extra=capped_by("TOKENIZE_MAX_TEXT_CHARS", "characters"),
     )
     method: Literal["viterbi", "sample", "legacy-sample", "ffbs"] = Field(
         "sample",
@@ -57,7 +57,7 @@ class _Segmenting(BaseModel):
         None,
         description="character-level vocabulary {piece: log-prob in [-1e4, 1e4]} (at most "
         "TOKENIZE_MAX_VOCAB_PIECES entries, pieces of at most TOKENIZE_MAX_PIECE_CHARS characters); give this or model",
-     json_schema_extra=capped_by("TOKENIZE_MAX_VOCAB_PIECES"))
+     json_schema_extra=capped_by("TOKENIZE_MAX_VOCAB_PIECES", "vocabulary pieces"))
     model: ModelName | None = Field(None, description="a built-in vocabulary (default: 'default')")
 
     @model_validator(mode="after")
@@ -70,6 +70,22 @@ class _Segmenting(BaseModel):
             if "" in self.vocab:
                 raise ValueError("vocab: the empty string cannot be a piece")
         return self
+
+    def check_caps(self, settings: Mapping[str, Any]) -> None:
+        """Joint caps: the longest piece of a sent vocabulary; samples x characters (compute and answer size)."""
+        if self.vocab:
+            longest = max(len(p) for p in self.vocab)
+            refuse("TOKENIZE_MAX_PIECE_CHARS", longest, settings, noun="characters", field="vocab",
+                   said=f"a vocabulary piece of {fmt(longest)} characters",
+                   fix=f"split pieces longer than {fmt(settings['TOKENIZE_MAX_PIECE_CHARS'])} characters")
+        samples = getattr(self, "samples", 1)
+        budget = settings["TOKENIZE_MAX_SAMPLE_CHARS"]
+        most = max(1, budget // len(self.text))
+        refuse("TOKENIZE_MAX_SAMPLE_CHARS", samples * len(self.text), settings, noun="sampled characters",
+               field="samples", budget=True,
+               said=f"{fmt(samples)} samples x {fmt(len(self.text))} characters",
+               fix=f"use at most {fmt(most)} samples, or a shorter text" if len(self.text) <= budget
+               else "use a shorter text")
 
 
 class TokenizeIn(_Segmenting):
@@ -86,7 +102,7 @@ class TokenizeOut(BaseModel):
 class DistributionIn(_Segmenting):
     samples: int = Field(
         2000, ge=1, strict=True, description="samples drawn (at most TOKENIZE_MAX_PAGE_SAMPLES)",
-        json_schema_extra=capped_by("TOKENIZE_MAX_PAGE_SAMPLES"),
+        json_schema_extra=capped_by("TOKENIZE_MAX_PAGE_SAMPLES", "samples"),
     )
     top: int = Field(12, ge=1, le=50, strict=True, description="how many of the most frequent segmentations")
 
@@ -130,16 +146,23 @@ class ModelsOut(BaseModel):
 def _vocabulary(body: _Segmenting) -> Vocab:
     if body.vocab is None:
         return get_model(body.model or "default")
-    longest = max(len(p) for p in body.vocab)
-    limits.check("TOKENIZE_MAX_PIECE_CHARS", longest, field="vocab")
     try:
         return Vocab(body.vocab, level="char", name="request")
     except ValueError as exc:
         raise ApiError(422, f"vocab: {exc}", field="vocab") from None
 
 
-def _check_text(body: _Segmenting, samples: int) -> None:
-    limits.check("TOKENIZE_MAX_SAMPLE_CHARS", samples * len(body.text), field="samples")
+# Seconds per sampled character and per vocabulary piece sent, and a fixed part (scripts/calibrate_costs.py,
+# measured on the 2-core development machine while loaded; slow side).
+SECONDS_PER_SAMPLED_CHAR = 2e-6
+SECONDS_PER_VOCAB_PIECE = 2e-5
+
+
+def estimated_seconds(body: _Segmenting) -> float:
+    """The compute budget's estimate of one request (``backend.web.budget``)."""
+    samples = getattr(body, "samples", 1)
+    return (0.15 + SECONDS_PER_SAMPLED_CHAR * samples * len(body.text)
+            + SECONDS_PER_VOCAB_PIECE * len(body.vocab or ()))
 
 
 def _unsegmentable(exc: SegmentationError) -> ApiError:
@@ -148,9 +171,9 @@ def _unsegmentable(exc: SegmentationError) -> ApiError:
 
 # ---------------------------------------------------------------- endpoints
 @bp.api("POST", "/api/tokenize", body=TokenizeIn, response=TokenizeOut, errors=ERRORS,
-        summary="Segment a text: Viterbi decoding or exact / legacy sampling")
+        summary="Segment a text: Viterbi decoding or exact / legacy sampling", cost=estimated_seconds,
+        fix="ask for fewer samples or send a shorter text")
 def tokenize(body: TokenizeIn) -> TokenizeOut:
-    _check_text(body, body.samples)
     vocab = _vocabulary(body)
     try:
         samples, log_z = sample(body.text, vocab, body.alpha, body.seed, n_samples=body.samples, method=body.method)
@@ -160,9 +183,9 @@ def tokenize(body: TokenizeIn) -> TokenizeOut:
 
 
 @bp.api("POST", "/api/tokenize/distribution", body=DistributionIn, response=DistributionOut, errors=ERRORS,
-        summary="Most frequent sampled segmentations: empirical frequency against exact probability")
+        summary="Most frequent sampled segmentations: empirical frequency against exact probability",
+        cost=estimated_seconds, fix="ask for fewer samples or send a shorter text")
 def distribution(body: DistributionIn) -> DistributionOut:
-    _check_text(body, body.samples)
     vocab = _vocabulary(body)
     try:
         result = summarize(body.text, vocab, body.alpha, n_samples=body.samples, method=body.method, top=body.top,

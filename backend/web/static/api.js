@@ -6,6 +6,8 @@
  *
  * Options: json (sent as application/json), form (a FormData, sent as multipart), headers.
  * A network failure still rejects (fetch's TypeError): the callers' catch shows it.
+ * When the server has an API token (API_TOKEN / API_TOKENS), api.setToken(token) keeps it in this browser's
+ * local storage and every call sends it as "Authorization: Bearer <token>".
  */
 (function (global) {
   "use strict";
@@ -13,6 +15,8 @@
   async function request(method, url, options) {
     const opts = options || {};
     const headers = Object.assign({"Accept": "application/json"}, opts.headers || {});
+    const token = getToken();
+    if (token && !headers.Authorization) headers.Authorization = `Bearer ${token}`;
     let body;
     if (opts.json !== undefined) {
       headers["Content-Type"] = "application/json";
@@ -38,5 +42,17 @@
     return r.data;
   }
 
-  global.api = {request: request, json: json};
+  const TOKEN_KEY = "coolpapers.apiToken";
+
+  function getToken() {
+    try { return global.localStorage.getItem(TOKEN_KEY) || ""; } catch (e) { return ""; }
+  }
+
+  function setToken(token) {
+    try {
+      if (token) global.localStorage.setItem(TOKEN_KEY, token); else global.localStorage.removeItem(TOKEN_KEY);
+    } catch (e) { /* storage disabled: the token lasts for this page only */ }
+  }
+
+  global.api = {request: request, json: json, getToken: getToken, setToken: setToken};
 })(window);
