@@ -63,6 +63,7 @@ def parse() -> argparse.Namespace:
     p.add_argument("--report", action="store_true", help="print tables from the records only")
     p.add_argument("--tune-alpha", default="", help="comma-separated alphas: tune the n-gram baseline on --split")
     p.add_argument("--readme", default="", help="also write the report between the eval markers of this file")
+    p.add_argument("--readme-summary", default="", help="also write the summary table into this file's markers")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args()
 
@@ -181,6 +182,13 @@ def load_gpt(path: Path, tok):
 # ------------------------------------------------------------------------------------------ main
 
 
+def study_checkpoint(args: argparse.Namespace, run: str) -> Path:
+    """A study checkpoint: the runs folder's, else the copy shipped in data/ (seed 0 of each kind)."""
+    trained = Path(args.runs) / f"{run}.pt"
+    shipped = DATA / f"gpt_{run}.pt"
+    return trained if trained.exists() or not shipped.exists() else shipped
+
+
 def model_list(args: argparse.Namespace, alpha: float, seeds: list[int]) -> list[tuple[str, str, object]]:
     """(record name, family, how to build) in evaluation order; GPTs whose checkpoint is missing are skipped."""
     out: list[tuple[str, str, object]] = []
@@ -194,11 +202,11 @@ def model_list(args: argparse.Namespace, alpha: float, seeds: list[int]) -> list
         out.append(("gpt", "gpt", DATA / "gpt.pt"))
         b = args.gpt_steps
         for s in seeds:
-            out.append((f"gpt{b}-canonical-s{s}", "gpt", Path(args.runs) / f"canonical_s{s}_n{b}.pt"))
+            out.append((f"gpt{b}-canonical-s{s}", "gpt", study_checkpoint(args, f"canonical_s{s}_n{b}")))
         for sampler in ("exact", "legacy"):
             for s in seeds:
                 out.append((f"gpt{b}-randseg-{sampler}-a{alpha:g}-s{s}", "gpt",
-                            Path(args.runs) / f"randseg_{sampler}_a{alpha:g}_s{s}_n{b}.pt"))
+                            study_checkpoint(args, f"randseg_{sampler}_a{alpha:g}_s{s}_n{b}")))
     return out
 
 
@@ -245,6 +253,11 @@ def main() -> None:
     print(report)
     if args.readme:
         write_between_markers(Path(args.readme), "eval", report)
+    if args.readme_summary:
+        from backend.services.continuation.report import summary_table
+
+        write_between_markers(Path(args.readme_summary), "continuation-eval",
+                              summary_table(setting.cuts, results, args.m))
 
 
 def write_between_markers(path: Path, name: str, text: str) -> None:

@@ -182,7 +182,7 @@ def is_check_table(cuts: Sequence[Cut], estimate: dict, exact: dict) -> str:
     have = ~np.isnan(raw)
     est, se, ex = _ll(np.where(have, raw, 0.0)), np.asarray(estimate["se"], dtype=np.float64), _ll(exact["ll"])
     err = est - ex
-    lines = ["| lang | n | mean error (nats/char) [95% CI] | mean |error| | mean SE | within 2 SE |",
+    lines = ["| lang | n | mean error (nats/char) [95% CI] | mean absolute error | mean SE | within 2 SE |",
              "|---|---:|---:|---:|---:|---:|"]
     for lang in LANGS:
         sel = _sel(cuts, lang, None) & have
@@ -285,3 +285,34 @@ def full_report(cuts: Sequence[Cut], results: dict[str, dict], m: int, alpha: fl
                     f"rows the fix's one-path likelihood", "",
                     seeds_table(cuts, rows, labels, m, base_of, system_of, ll_key)]
     return "\n".join(out)
+
+
+def summary_table(cuts: Sequence[Cut], results: dict[str, dict], m: int) -> str:
+    """The main README's table: the partial-token set (a), every method against naive decoding, per language."""
+    systems = [("naive", "naive"), ("backoff (Su, k=1)", "backoff (Su)"), ("backoff-multi (dynamic k)", "backoff-multi"),
+               ("heal (HF soft bias)", "heal (HF)")]
+    head = ("| model | lang | n | " + " | ".join(f"{short} exact@{m}" for _, short in systems)
+            + " | exact answer | next-char top-1: naive → backoff-multi → exact |")
+    lines = [head, "|---|---|---:|" + "---:|" * (len(systems) + 2)]
+    for key, label in (("gpt", "GPT (12000 steps)"), ("ngram", "n-gram")):
+        if key not in results:
+            continue
+        rec = results[key]
+        naive = np.asarray(rec["systems"]["naive"]["exact"], bool)
+        ref = rec.get("exact")
+        for lang in LANGS:
+            sel = _sel(cuts, lang, "inside")
+            cells = []
+            for name, _ in systems:
+                ex = np.asarray(rec["systems"][name]["exact"], bool)
+                if name == "naive":
+                    cells.append(_pct(ex[sel]))
+                else:
+                    res = mcnemar(ex[sel], naive[sel])
+                    cells.append(f"{_pct(ex[sel])} ({res.b}/{res.c}, p={res.p_value:.2g})")
+            exact_cell = "-" if ref is None else _pct(np.asarray(ref["exact"], bool)[sel])
+            tops = [_pct(np.asarray(rec["systems"][s]["top1"], bool)[sel]) for s in ("naive", systems[2][0])]
+            tops.append("-" if ref is None else _pct(np.asarray(ref["top1"], bool)[sel]))
+            lines.append(f"| {label} | {LANGS[lang]} | {int(sel.sum())} | " + " | ".join(cells)
+                         + f" | {exact_cell} | {' → '.join(tops)} |")
+    return "\n".join(lines)
