@@ -267,7 +267,8 @@ class ApiBlueprint(Blueprint):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.security_checks: dict[str, Callable[[], None]] = {}
+        # "api_token" guards compute and job endpoints (``gated``) on every blueprint: access.py enforces it
+        self.security_checks: dict[str, Callable[[], None]] = {"api_token": access.require}
         self.api_specs: list[EndpointSpec] = []
 
     def security_scheme(self, name: str) -> Callable[[Callable[[], None]], Callable[[], None]]:
@@ -331,7 +332,7 @@ class ApiBlueprint(Blueprint):
                 files=files,
                 tags=tuple(tags) or (self.name,),
                 extra_responses=dict(extra_responses or {}),
-                security=tuple(security) or (("api_token",) if gated else ()),
+                security=tuple(security) + (("api_token",) if gated and "api_token" not in security else ()),
                 gated=gated,
                 cost=cost,
                 fix=fix,
@@ -339,10 +340,9 @@ class ApiBlueprint(Blueprint):
 
             @functools.wraps(view)
             def endpoint(**path_args: Any) -> Response:
+                # before anything is parsed: an anonymous caller learns nothing
                 for scheme in spec.security:
                     self.security_checks[scheme]()
-                if gated:
-                    access.require()  # before anything is parsed: an anonymous caller learns nothing
                 if cost is None:
                     return _to_response(view(**arguments(path_args)), spec)
                 # A compute slot before the body is read: a 4 MB matrix costs ~200 MB while it is parsed and

@@ -27,11 +27,7 @@ from typing import Any
 from flask import Flask, current_app, g, request
 
 from backend.web.caps import fmt
-from backend.web.errors import ApiError
-
-
-class Overrun(Exception):
-    """A synchronous computation ran past its deadline; raised in its own thread."""
+from backend.web.errors import ApiError, Overrun
 
 
 def _state(app: Flask) -> dict[str, Any]:
@@ -171,12 +167,22 @@ def deadline(estimate_s: float, *, fix: str) -> Iterator[None]:
         finally:
             _watchdog.release()
     except Overrun:
-        raise ApiError(503, f"this computation ran past {_seconds(allowed)} (the estimate was "
-                            f"{_seconds(estimate_s)}) and was stopped; ask for less, or run it as a job",
-                       code="overrun", limit="SYNC_MAX_SECONDS", limit_value=limit,
-                       headers={"Retry-After": str(int(app.config["COMPUTE_RETRY_AFTER_S"]))}) from None
+        raise overrun_error(estimate_s) from None
     finally:
-        g.compute_deadline = None
+        if _in_request():  # a generator finalised by the garbage collector has no app context left
+            g.compute_deadline = None
+
+
+def overrun_error(estimate_s: float | None = None) -> ApiError:
+    """The 503 of a stopped run. Also the app's handler for an Overrun that escaped :func:`deadline`: the
+    watchdog's asynchronous exception can land while the context manager itself is exiting."""
+    cfg = current_app.config
+    limit = float(cfg["SYNC_MAX_SECONDS"])
+    allowed = limit * float(cfg["SYNC_OVERRUN_FACTOR"])
+    estimated = "" if estimate_s is None else f" (the estimate was {_seconds(estimate_s)})"
+    return ApiError(503, f"this computation ran past {_seconds(allowed)}{estimated} and was stopped; ask for less, "
+                         "or run it as a job", code="overrun", limit="SYNC_MAX_SECONDS", limit_value=limit,
+                    headers={"Retry-After": str(int(cfg["COMPUTE_RETRY_AFTER_S"]))})
 
 
 @contextmanager

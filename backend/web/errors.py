@@ -17,6 +17,10 @@ from backend.web.caps import CapExceeded, Over, fmt
 log = logging.getLogger(__name__)
 
 
+class Overrun(Exception):
+    """A synchronous computation ran past its deadline (``backend.web.budget``); raised in its own thread."""
+
+
 class ApiError(Exception):
     """An expected failure with an HTTP status and a message that tells the client what to fix."""
 
@@ -100,6 +104,12 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(CapExceeded)
     def _cap(error: CapExceeded):
         return render_error(ApiError.over(error.over))
+
+    @app.errorhandler(Overrun)
+    def _overrun(_error: Overrun):
+        from backend.web.budget import overrun_error  # budget builds on this module
+
+        return render_error(overrun_error())
 
     @app.errorhandler(RequestEntityTooLarge)
     def _too_large(_error: RequestEntityTooLarge):

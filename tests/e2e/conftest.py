@@ -103,4 +103,5 @@ def browser(_session_browser):
     """One Chromium for the session, reset between tests."""
     _session_browser.get("about:blank")
     _session_browser.delete_all_cookies()
+    _session_browser.get_log("browser")  # each test sees only its own console entries
     yield _session_browser

@@ -26,7 +26,7 @@ def test_run_task_with_own_context_and_validation():
     ctx = TqdmContext("t", disable=True)
     run_task("jobs.demo_sleep", {"steps": 2, "step_s": 0}, ctx=ctx)
     assert [f for f, _ in ctx.updates] == [0.0, 0.5, 1.0]
-    with pytest.raises(InvalidParams, match="params.steps"):
+    with pytest.raises(InvalidParams, match="steps must be at least 1"):
         run_task("jobs.demo_sleep", {"steps": 0})
     with pytest.raises(UnknownKind):
         run_task("no.such")
@@ -39,7 +39,7 @@ def test_cli_run_and_kinds(capsys):
     assert main(["kinds"]) == 0
     assert "jobs.demo_sleep\tSleep in steps" in capsys.readouterr().out
     assert main(["run", "jobs.demo_sleep", "--params", '{"steps": -1}']) == 1
-    assert "params.steps" in capsys.readouterr().err
+    assert "steps must be at least 1" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["run", "jobs.demo_sleep", "--params", "{oops"])
 

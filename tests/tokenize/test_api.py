@@ -92,6 +92,40 @@ def test_distribution_endpoint(client):
     assert legacy["chi_square"]["p_value"] < 1e-3
     det = client.post(DIST, json={"text": "aaaa", "vocab": VOCAB, "alpha": -1.0, "samples": 10}).get_json()
     assert det["chi_square"] is None and det["top"][0]["probability"] == 1.0 and det["best"]["count"] == 10
+    assert det["boundaries"]["exact"] == det["boundaries"]["frequency"]
+
+
+def test_distribution_shows_the_most_probable_not_the_most_frequent(client):
+    """The rows are the top segmentations by exact probability, each with its sampled share and interval."""
+    text = "aaaaaaaa"
+    r = client.post(DIST, json={"text": text, "vocab": VOCAB, "alpha": 0.5, "samples": 300, "seed": 4, "top": 6})
+    data = r.get_json()
+    exact = sorted(((s * 0.5, t) for t, s in enumerate_segmentations(text, Vocab(VOCAB))), key=lambda x: -x[0])
+    log_z = math.log(sum(math.exp(w) for w, _ in exact))
+    probs = [s["probability"] for s in data["top"]]
+    assert probs == sorted(probs, reverse=True)
+    assert probs == pytest.approx([math.exp(w - log_z) for w, _ in exact[:6]])
+    for s in data["top"]:
+        lo, hi = s["interval"]
+        assert 0 <= lo <= s["frequency"] <= hi <= 1 and s["frequency"] == s["count"] / 300
+    rest = data["rest"]
+    assert rest["tokens"] == [] and rest["score"] is None
+    assert rest["count"] + sum(s["count"] for s in data["top"]) == 300
+    assert rest["probability"] == pytest.approx(1 - sum(probs))
+    b = data["boundaries"]
+    assert len(b["exact"]) == len(text) + 1 == len(b["frequency"]) == len(b["lower"]) == len(b["upper"])
+    assert b["exact"][0] == b["exact"][-1] == 1.0 and b["frequency"][0] == b["frequency"][-1] == 1.0
+    brute = [0.0] * (len(text) + 1)
+    for w, tokens in exact:
+        pos = 0
+        for t in tokens:
+            pos += len(t)
+            brute[pos] += math.exp(w - log_z)
+    assert b["exact"][1:] == pytest.approx(brute[1:])
+    assert all(lo <= f <= hi for f, lo, hi in zip(b["frequency"], b["lower"], b["upper"], strict=True))
+    # the exact sampler's frequencies cover the exact marginals (95% intervals; seeded)
+    covered = sum(lo <= p <= hi for p, lo, hi in zip(b["exact"], b["lower"], b["upper"], strict=True))
+    assert covered >= len(text)
 
 
 def test_models_endpoint(client):
@@ -104,6 +138,7 @@ def test_page_renders(client):
     assert r.status_code == 200
     html = r.get_data(as_text=True)
     assert 'id="tok-chart"' in html and "drawBarChart" in html and "/api/tokenize/distribution" in html
+    assert 'id="tok-boundaries"' in html and 'id="tok-alpha-error"' in html
 
 
 def test_openapi_lists_the_endpoints(client):

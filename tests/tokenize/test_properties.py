@@ -15,6 +15,7 @@ from backend.services.tokenize import (
     enumerate_segmentations,
     log_partition,
     sample,
+    top_segmentations,
     viterbi,
 )
 
@@ -56,3 +57,17 @@ def test_samples_are_segmentations_in_the_support(lattice, alpha, seed):
         samples, log_z = sample(text, vocab, alpha, seed, n_samples=5, method=method)
         assert all(tuple(s) in support for s in samples)
         assert math.isfinite(log_z)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lattices(), st.integers(1, 12))
+def test_top_segmentations_are_the_best_by_enumeration(lattice, k):
+    vocab, text = lattice
+    segs = enumerate_segmentations(text, vocab)
+    top = top_segmentations(text, vocab, k)
+    ranked = sorted((s for _, s in segs), reverse=True)[:k]
+    assert [s for _, s in top] == pytest.approx(ranked, abs=1e-9)
+    by_tokens = {tuple(t): s for t, s in segs}
+    assert len({tuple(t) for t, _ in top}) == len(top)  # distinct segmentations
+    for tokens, s in top:
+        assert by_tokens[tuple(tokens)] == pytest.approx(s, abs=1e-9)

@@ -365,3 +365,15 @@ def test_validation_messages_are_plain_sentences(strict_app):
 def test_the_error_shape_in_the_document_has_limit_fields(client):
     schema = client.get("/api/openapi.json").json["components"]["schemas"]["ErrorResponse"]["properties"]
     assert {"limit", "limit_value"} <= set(schema)
+
+
+def test_an_overrun_that_escapes_the_deadline_block_is_still_a_503(app):
+    # The watchdog's asynchronous Overrun can land while the deadline's context manager is exiting (after the
+    # cooperative check already raised one): the app-level handler still answers in the error shape.
+    def escaped():
+        raise budget.Overrun()
+
+    app.add_url_rule("/api/escaped-overrun", "escaped_overrun", escaped)
+    r = app.test_client().get("/api/escaped-overrun")
+    assert r.status_code == 503 and r.json["code"] == "overrun" and r.json["limit"] == "SYNC_MAX_SECONDS"
+    assert r.headers["Retry-After"]

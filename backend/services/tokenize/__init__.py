@@ -19,7 +19,8 @@ output. It raises ``SegmentationError`` (a ValueError) when the vocabulary canno
 built-in models score unknown characters ``min - 10`` and cover any text.
 
 Also: ``sample`` (many samples, methods "sample" | "legacy-sample" | "ffbs" | "viterbi"), ``viterbi``,
-``log_partition``, ``boundary_marginals``, ``count_segmentations``, ``score``, ``log_prob``,
+``log_partition``, ``boundary_marginals`` (exact) and ``boundary_counts`` (sampled), ``count_segmentations``,
+``top_segmentations`` (the k most probable), ``score``, ``log_prob``,
 ``enumerate_segmentations`` (brute force), and the vocabulary loaders ``Vocab.from_sentencepiece``,
 ``Vocab.from_bytepiece``, ``Vocab.from_word_freq``, ``Vocab.from_counts``.
 
@@ -30,6 +31,7 @@ The kernels are numba-compiled with an on-disk cache; call ``warm_up()`` once to
 from backend.services.tokenize.core import (
     METHODS,
     SegmentationError,
+    boundary_counts,
     boundary_marginals,
     count_segmentations,
     enumerate_segmentations,
@@ -38,6 +40,7 @@ from backend.services.tokenize.core import (
     sample,
     sample_segmentation,
     score,
+    top_segmentations,
     viterbi,
 )
 from backend.services.tokenize.models import BUILTIN_MODELS, get_model
@@ -47,10 +50,17 @@ from backend.services.tokenize.vocab import Vocab
 def warm_up() -> None:
     """Compile (or load from the cache) every kernel by running each method once on a tiny vocabulary."""
     vocab = Vocab({"a": -0.5, "ab": -1.0, "b": -0.7}, unk_logprob=-9.0)
+    byte_vocab = Vocab({b"a": -0.5, b"ab": -1.0, b"b": -0.7, b"c": -3.0})
     for method in METHODS:
         sample("abc", vocab, 0.5, 0, n_samples=2, method=method)
-    sample_segmentation("abc", vocab, 0.5, 0)
+        sample(b"abc", byte_vocab, 0.5, 0, n_samples=2, method=method)
+        sample("abc", vocab, 0.5, 0, n_samples=2, method=method, edge_order="random")
+        sample_segmentation("abc", vocab, 0.5, 0, method=method)
+    viterbi("abc", vocab)
     boundary_marginals("abc", vocab, 0.5)
+    log_partition("abc", vocab, 0.5)
+    top_segmentations("abc", vocab, 3)
+    boundary_counts("abc", vocab, 0.5, 0, n_samples=2)
 
 
 __all__ = [
@@ -58,6 +68,7 @@ __all__ = [
     "METHODS",
     "SegmentationError",
     "Vocab",
+    "boundary_counts",
     "boundary_marginals",
     "count_segmentations",
     "enumerate_segmentations",
@@ -67,6 +78,7 @@ __all__ = [
     "sample",
     "sample_segmentation",
     "score",
+    "top_segmentations",
     "viterbi",
     "warm_up",
 ]

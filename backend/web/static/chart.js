@@ -1,7 +1,8 @@
 /* Tiny dependency-free canvas charts for the backend's pages.
- *   drawLineChart(canvas, series, opts)   series: [{name, points: [[x, y], ...], color?, dashed?, dots?}]
+ *   drawLineChart(canvas, series, opts)   series: [{name, points: [[x, y], ...], color?, dashed?, dots?, errors?}]
  *   drawScatter(canvas, series, opts)     same series shape, drawn as dots
- *   drawBarChart(canvas, bars, opts)      bars: {labels: [...], series: [{name, values: [...], color?}]}
+ *   drawBarChart(canvas, bars, opts)      bars: {labels: [...], series: [{name, values: [...], color?, lower?, upper?}]}
+ *   errors: [[low, high], ...] per point, lower/upper: per bar; drawn as interval whiskers.
  *   drawHeatmap(canvas, matrix, opts)     matrix: rows of numbers; opts.xLabel/yLabel/title
  * opts: {title, xLabel, yLabel, logY, xMin, xMax, yMin, yMax}. Each call redraws the whole canvas.
  */
@@ -57,8 +58,9 @@
     const { ctx, width, height } = setup(canvas);
     const ty = (y) => (opts.logY ? Math.log10(y) : y);
     const pts = [];
-    series.forEach((s) => s.points.forEach(([x, y]) => {
+    series.forEach((s) => s.points.forEach(([x, y], j) => {
       if (isFinite(x) && isFinite(y) && (!opts.logY || y > 0)) pts.push([x, ty(y)]);
+      if (s.errors && s.errors[j]) s.errors[j].forEach((e) => { if (isFinite(x) && isFinite(e)) pts.push([x, ty(e)]); });
     }));
     labels(ctx, width, height, opts);
     if (!pts.length) { ctx.fillText("no data", width / 2, height / 2); return; }
@@ -90,6 +92,8 @@
         valid.forEach(([x, y], j) => (j ? ctx.lineTo(X(x), Y(ty(y))) : ctx.moveTo(X(x), Y(ty(y)))));
         ctx.stroke();
       }
+      if (s.errors) whiskers(ctx, s.points.map(([x], j) => [X(x), s.errors[j] && Y(ty(s.errors[j][0])),
+        s.errors[j] && Y(ty(s.errors[j][1]))]), color, 3);
       if (asDots || s.dots) {
         const r = s.radius || (asDots ? 2.2 : 3);
         valid.forEach(([x, y]) => { ctx.beginPath(); ctx.arc(X(x), Y(ty(y)), r, 0, 2 * Math.PI); ctx.fill(); });
@@ -97,6 +101,15 @@
     });
     ctx.setLineDash([]);
     legend(ctx, series.map((s, i) => [s.name, s.color || PALETTE[i % PALETTE.length], s.dashed]), PAD.left + 8, PAD.top + 8);
+  }
+
+  function whiskers(ctx, segments, color, cap) {
+    ctx.strokeStyle = color; ctx.lineWidth = 1.2; ctx.setLineDash([]);
+    segments.forEach(([x, y0, y1]) => {
+      if (!isFinite(x) || !isFinite(y0) || !isFinite(y1)) return;
+      ctx.beginPath(); ctx.moveTo(x, y0); ctx.lineTo(x, y1);
+      ctx.moveTo(x - cap, y0); ctx.lineTo(x + cap, y0); ctx.moveTo(x - cap, y1); ctx.lineTo(x + cap, y1); ctx.stroke();
+    });
   }
 
   function legend(ctx, items, x, y) {
@@ -113,7 +126,7 @@
     const { ctx, width, height } = setup(canvas);
     labels(ctx, width, height, opts);
     const n = bars.labels.length, k = bars.series.length;
-    const values = bars.series.flatMap((s) => s.values).filter(isFinite);
+    const values = bars.series.flatMap((s) => s.values.concat(s.upper || [])).filter(isFinite);
     if (!n || !values.length) { ctx.fillText("no data", width / 2, height / 2); return; }
     const yMax = opts.yMax ?? Math.max(...values) * 1.08, yMin = 0;
     const W = width - PAD.left - PAD.right, H = height - PAD.top - PAD.bottom - 30;
@@ -131,6 +144,10 @@
         const x = PAD.left + i * group + group * 0.1 + j * barW;
         ctx.fillRect(x, Y(v), barW - 1, Y(0) - Y(v));
       });
+      if (s.lower && s.upper) {
+        whiskers(ctx, s.values.map((_, i) => [PAD.left + i * group + group * 0.1 + j * barW + (barW - 1) / 2,
+          Y(s.lower[i]), Y(s.upper[i])]), "#1d2330", Math.min(5, barW / 3));
+      }
     });
     ctx.fillStyle = "#1d2330"; ctx.textAlign = "right";
     bars.labels.forEach((label, i) => {
