@@ -165,6 +165,28 @@ def test_report_tables_count_discordant_pairs(tok):
     assert "| 4 / 0 |" in line  # counted over (seed, cut) pairs
 
 
+def test_default_method_table_pairs_the_default_against_each_method():
+    from backend.services.continuation.evaluation import Cut
+    from backend.services.continuation.report import default_method_table
+
+    cuts = [Cut("p", "g", "inside", "en")] * 4 + [Cut("p", "g", "inside", "zh")] * 2 + [Cut("p", "g", "token", "en")]
+
+    def rec(exact):
+        return {"exact": exact}
+
+    results = {"ngram": {"systems": {"naive": rec([0, 0, 0, 0, 0, 0, 1]), "multi": rec([1, 1, 0, 1, 0, 1, 0]),
+                                     "su": rec([1, 0, 0, 0, 1, 0, 1])}}}
+    table, best = default_method_table(cuts, results, 5, "multi")
+    assert best == "multi"
+    row = next(line for line in table.splitlines() if "| English |" in line and "| su |" in line)
+    assert "| 4 | 75.0% | su | 25.0% |" in row and "| 2 / 0 |" in row  # the token-boundary cut is left out
+    pooled = next(line for line in table.splitlines() if "| all |" in line and "| su |" in line)
+    assert "| 6 |" in pooled and "| 3 / 1 |" in pooled
+    _, best_su = default_method_table(cuts, {"ngram": {"systems": {"multi": rec([0] * 7), "su": rec([1] * 7)}}},
+                                      5, "multi")
+    assert best_su == "su"
+
+
 def test_batched_sequence_scores_equal_one_pass_per_sequence():
     torch.manual_seed(0)
     cfg = GPTConfig(vocab_size=30, block_size=8, n_layer=1, n_head=2, n_embd=16)

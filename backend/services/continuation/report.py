@@ -176,6 +176,36 @@ def seeds_table(cuts: Sequence[Cut], rows: dict[str, list[dict]], label_of: dict
     return "\n".join(lines)
 
 
+def default_method_table(cuts: Sequence[Cut], results: dict[str, dict], m: int, default: str,
+                         kind: str = "inside") -> tuple[str, str]:
+    """The page's default method against every other method on the partial-token cuts, paired per model and
+    language (and pooled); returns the table and the method with the best pooled exact match over all models."""
+    lines = [f"| model | lang | n | {default} exact@{m} | other method | its exact@{m} | Δ exact@{m} [95% CI] | "
+             f"b / c | p |", "|---|---|---:|---:|---|---:|---:|---:|---:|"]
+    hits: dict[str, int] = {}
+    for key in ("gpt", "ngram"):
+        if key not in results:
+            continue
+        systems = results[key]["systems"]
+        for lang in [*LANGS, None]:
+            sel = _sel(cuts, lang, kind)
+            if not sel.any():
+                continue
+            mine = np.asarray(systems[default]["exact"], float)[sel]
+            for label, rec in systems.items():
+                ex = np.asarray(rec["exact"], float)[sel]
+                if lang is None:
+                    hits[label] = hits.get(label, 0) + int(ex.sum())
+                if label == default:
+                    continue
+                res = mcnemar(mine, ex)
+                lines.append(f"| {key} | {LANGS[lang] if lang else 'all'} | {int(sel.sum())} | {_pct(mine)} | "
+                             f"{label} | {_pct(ex)} | {_diff(mine, ex, 1, 100)} pp | {res.b} / {res.c} | "
+                             f"{res.p_value:.2g} |")
+    best = max(hits, key=lambda k: hits[k]) if hits else default
+    return "\n".join(lines), best
+
+
 def is_check_table(cuts: Sequence[Cut], estimate: dict, exact: dict) -> str:
     """Importance sampling against the exact answer (same n-gram): error, and how often |error| < 2 SE."""
     raw = np.asarray(estimate["ll"], dtype=np.float64)
@@ -247,6 +277,10 @@ def full_report(cuts: Sequence[Cut], results: dict[str, dict], m: int, alpha: fl
             out += ["", "### Importance sampling checked against the exact answer (n-gram)", "",
                     is_check_table(cuts, results["ngram"]["is"], results["ngram"]["exact"])]
     fix = "backoff-multi (dynamic k)"
+    table, best = default_method_table(cuts, results, m, fix)
+    if table.count("\n") > 1:
+        out += ["", f"### The page's default method ({fix}) against the others on (a) inside a token, paired", "",
+                table, "", f"best pooled exact@{m} on (a), both models: {best}"]
     for family, ref, prefix in (("ngram", "exact", "ngram"), ("gpt", "is", f"gpt{budget}")):
         canon = [results[k] for k in (["ngram"] if family == "ngram" else
                                       [f"{prefix}-canonical-s{s}" for s in seeds]) if k in results]
