@@ -214,6 +214,11 @@ class MadConfig(_Section):
     # dimension for the mixture model (EM cost grows as d^2 per component)
     MAD_MAX_GMM_DIM: Int = Field(10, ge=1, le=10_000)
     MAD_MAX_GMM_COMPONENTS: Int = Field(50, ge=1, le=100_000)
+    # the flow model (torch RealNVP): dimension, coupling layers, hidden width, Adam steps per generation
+    MAD_MAX_FLOW_DIM: Int = Field(10, ge=2, le=1000)
+    MAD_MAX_FLOW_LAYERS: Int = Field(16, ge=1, le=1000)
+    MAD_MAX_FLOW_HIDDEN: Int = Field(256, ge=1, le=100_000)
+    MAD_MAX_FLOW_STEPS: Int = Field(20000, ge=1, le=10**9)
     MAD_MAX_SAMPLES: Int = Field(20000, ge=1, le=10**9)  # each of n_ini, n_real, n_synth
     # size of D_t (an accumulating pool grows by n_synth per generation)
     MAD_MAX_TRAINING_SET: Int = Field(100000, ge=1, le=10**10)
@@ -225,9 +230,10 @@ class MadConfig(_Section):
     MAD_MAX_SCATTER_TOTAL: Int = Field(200_000, ge=0, le=10**10)  # scatter_points x generations (size of the answer)
     # replicates x training-set size x dim held at once (~320 MB)
     MAD_MAX_ARRAY_ELEMENTS: Int = Field(40_000_000, ge=1, le=10**12)
-    # estimated work of a run (mad.estimate_work, ~5e9 units/s per idle core): ~8 min
+    # estimated work of a run (mad.estimate_work: 5e9 units per predicted second on one idle core, calibrated per
+    # model by scripts/mad_calibrate.py): ~500 s
     MAD_MAX_WORK: Float = Field(2.5e12, gt=0, le=1e18)
-    # runs up to ~1 s answer directly; larger ones become a mad.simulate job (202)
+    # runs predicted to take up to ~1 s answer directly; larger ones become a mad.simulate job (202)
     MAD_SYNC_MAX_WORK: Float = Field(5e9, ge=0, le=1e18)
     # work units one core does per second: a run's estimated seconds for SYNC_MAX_SECONDS
     MAD_WORK_PER_SECOND: Float = Field(5e9, gt=0, le=1e18)

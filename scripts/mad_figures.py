@@ -5,10 +5,12 @@
 
 - mad_gaussian_theory.png: fully synthetic Gaussian loop, simulation (mean +- 2 SE) vs the closed forms.
 - mad_fully_synthetic.png: 25-mode grid + GMM, fully synthetic with lam in {1, 0.8}: Frechet distance,
-  precision, recall, modes covered against generation (paper Figs. 4, 6, 14-15).
+  precision, recall, modes covered against generation (analogues of paper Figs. 4, 6, 14-15; lam on a GMM,
+  component covariances x lam, is OUR mechanism: the paper's GMM runs are unbiased).
 - mad_fresh_limit.png: Fig. 10 setting (d = 100, n_r = 100, n_s = 900, n_ini in {100, 1000}, lam in {1, 0.8}):
   the fresh-data limit does not depend on n_ini; variance against its closed form.
-- mad_ne_map.png: n_e / n_r over (n_r, n_s) for lam in {0.7, 0.85, 1} (d = 10), with n_s* = (d+5)/(1-lam)^2.
+- mad_ne_map.png: n_e / n_r over (n_r, n_s) for lam in {0.7, 0.85, 1} (d = 10), with OUR heuristic
+  n_s* = (d+5)/(1-lam)^2 (spec Sec. 2.2; not in the paper).
 """
 
 from __future__ import annotations
@@ -86,7 +88,8 @@ def fig_fully_synthetic(quick: bool) -> None:
         ax.set_title(title)
         ax.set_xlabel("generation t")
     axes[0].legend()
-    fig.suptitle("Fully synthetic loop: GMM (EM from scratch, K = 25) on the 25-mode grid, n = 1000 per generation")
+    fig.suptitle("Fully synthetic loop: GMM (EM from scratch, K = 25) on the 25-mode grid, n = 1000 per generation; "
+                 "λ < 1 scales each component's covariance (our mechanism, not the paper's)")
     fig.tight_layout()
     fig.savefig(OUT / "mad_fully_synthetic.png", dpi=110)
     plt.close(fig)
@@ -150,7 +153,7 @@ def fig_ne_map(quick: bool) -> None:
         ax.set_yticks(range(len(n_reals)), [str(n) for n in n_reals])
         ax.set_xlabel("n_s (synthetic per generation)")
         star = th.admissible_threshold(d, lams[i])
-        title = f"λ = {lams[i]:g}" + (f", n_s* ≈ {star:.0f}" if np.isfinite(star) else "")
+        title = f"λ = {lams[i]:g}" + (f", our n_s* ≈ {star:.0f}" if np.isfinite(star) else "")
         ax.set_title(title)
         if np.isfinite(star) and n_synths[0] <= star <= n_synths[-1]:
             ax.axvline(np.interp(np.log(star), np.log(n_synths), np.arange(len(n_synths))), color="k", ls="--")
@@ -160,7 +163,7 @@ def fig_ne_map(quick: bool) -> None:
     axes[0].set_ylabel("n_r (fresh real per generation)")
     fig.colorbar(im, ax=axes, label="log2(n_e / n_r)  (> 0: synthetic data helps)")
     fig.suptitle(f"Effective sample size of the fresh-data loop, Gaussian d = {d} (black line: n_e = n_r; "
-                 "dashed: n_s* = (d+5)/(1−λ)²)")
+                 "dashed: our heuristic n_s* = (d+5)/(1−λ)², not the paper's)")
     fig.savefig(OUT / "mad_ne_map.png", dpi=110, bbox_inches="tight")
     plt.close(fig)
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from backend.jobs.records import CANCELLED, DONE, FAILED, QUEUED, RUNNING, JobRecord
+from backend.private_files import private_dir, private_sqlite_file
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -50,8 +51,8 @@ class SqliteStore:
         self.db_path = str(db_path)
         self.result_dir = Path(result_dir)
         self.inline_limit = inline_limit
-        Path(self.db_path).parent.mkdir(parents=True, exist_ok=True)
-        self.result_dir.mkdir(parents=True, exist_ok=True)
+        private_sqlite_file(self.db_path)  # job parameters and results are the client's own
+        private_dir(self.result_dir)
         self._local = threading.local()
         conn = self._conn()
         conn.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor the reverse

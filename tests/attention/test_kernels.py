@@ -9,7 +9,7 @@ import torch
 
 from backend.services.attention import functional as A
 from backend.services.attention.memtrace import PeakMemory
-from backend.services.attention.positions import logn_scale, rel_pos, rope
+from backend.services.attention.positions import apply_rope, logn_scale, position_tables, rel_pos, rope
 from tests.attention.conftest import qkv
 
 
@@ -76,15 +76,18 @@ def test_window_and_merged_rerope_gradients_equal_dense():
     s = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
     dense = A.attend(s, v, A.causal_mask(n, n, window=w))
     g_dense = torch.autograd.grad(dense.square().sum(), (q, k, v))
-    g_window = torch.autograd.grad(A.window_attention(q, k, v, w).square().sum(), (q, k, v))
+    g_window = torch.autograd.grad(A.window_attention(q, k, v, w).square().sum(), (q, k, v))  # dense: short n
+    blocked, _ = A._window_attention_lse(q, k, v, w, 1 / math.sqrt(q.shape[-1]), need_lse=False)
+    g_blocked = torch.autograd.grad(blocked.square().sum(), (q, k, v))
     naive = A.naive_relpos_attention(q, k, v, rel_pos(n, n, "rerope", w))
     g_naive = torch.autograd.grad(naive.square().sum(), (q, k, v))
     g_merged = torch.autograd.grad(A.rerope_attention(q, k, v, w).square().sum(), (q, k, v))
-    for a, b in zip(g_dense + g_naive, g_window + g_merged, strict=True):
+    for a, b in zip(g_dense + g_dense + g_naive, g_window + g_blocked + g_merged, strict=True):
         assert (a - b).abs().max() < 1e-10
 
 
 def _peak(fn, *args) -> int:
+    A.release_scratch()  # the kernels keep a scratch arena between calls: count it as this call's memory
     with torch.no_grad(), PeakMemory() as mem:
         fn(*args)
     return mem.peak_bytes
@@ -131,3 +134,97 @@ def test_kv_cache_grows_and_keeps_order():
     for t in range(0, 40, 7):
         cache.append(k[:, :, t : t + 7], v[:, :, t : t + 7])
     assert cache.length == 40 and torch.equal(cache.k, k) and torch.equal(cache.v, v)
+
+
+@pytest.mark.parametrize("w,leaky_k", [(1, None), (3, None), (7, None), (40, None), (5, 4.0), (7, 1e3), (3, 0.25)])
+def test_rerope_cache_decode_equals_naive_oracle(w, leaky_k):
+    """ReRoPECache (each key rotated once, near keys in a mirrored ring) == the explicit-P oracle, row by row."""
+    n = 30
+    q, k, v = qkv(n=n, seed=w)
+    mode = "rerope" if leaky_k is None else "leaky"
+    naive = A.naive_relpos_attention(q, k, v, rel_pos(n, n, mode, w, leaky_k))
+    cache = A.ReRoPECache(w, leaky_k)
+    for t in range(n):
+        cache.append(k[:, :, t : t + 1], v[:, :, t : t + 1])
+        assert (cache.attend(q[:, :, t : t + 1])[:, :, 0] - naive[:, :, t]).abs().max() < 1e-12
+    assert cache.length == n and cache.k.shape[2] == n
+
+
+def test_rerope_cache_chunked_appends_scale_and_logn():
+    n, w, N = 37, 6, 16
+    q, k, v = qkv(n=n, seed=11)
+    logn = logn_scale(n, 0, N, "dagger")
+    naive = A.naive_relpos_attention(q, k, v, rel_pos(n, n, "rerope", w), scale=0.3, logn=logn)
+    cache = A.ReRoPECache(w)
+    for start, stop in ((0, 2), (2, 17), (17, 36)):  # a prefill-sized chunk longer than the window, then steps
+        cache.append(k[:, :, start:stop], v[:, :, start:stop])
+    cache.append(k[:, :, 36:], v[:, :, 36:])
+    out = cache.attend(q[:, :, 36:], scale=0.3, logn=float(logn[36]))
+    assert (out[:, :, 0] - naive[:, :, 36]).abs().max() < 1e-12
+    with pytest.raises(ValueError):
+        A.ReRoPECache(0)
+    with pytest.raises(ValueError):
+        A.ReRoPECache(4, leaky_k=-1.0)
+
+
+@pytest.mark.parametrize("n,w", [(45, 8), (10, 30), (300, 16), (257, 40)])
+def test_window_with_rope_tables_equals_rotating_first(n, w):
+    """RoPE fused into the window kernel's buffers == rotate, then window attention; with and without autograd."""
+    q, k, v = qkv(B=1, n=n, seed=n)  # n > DENSE_WINDOW_MAX_N: the blocked kernel; below it: dense SDPA
+    tables = position_tables(n, q.shape[-1], dtype=q.dtype)
+    rotated = A.window_attention(rope(q, torch.arange(n, dtype=torch.float64)),
+                                 rope(k, torch.arange(n, dtype=torch.float64)), v, w)
+    assert (A.window_attention(q, k, v, w, rope_tables=tables) - rotated).abs().max() < 1e-12
+    qg, kg, vg = (t.clone().requires_grad_() for t in (q, k, v))
+    fused = A.window_attention(qg, kg, vg, w, rope_tables=tables)
+    assert (fused - rotated).abs().max() < 1e-12
+    pos = torch.arange(n, dtype=torch.float64)
+    s = (rope(qg, pos) @ rope(kg, pos).transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    dense = A.attend(s, vg, A.causal_mask(n, n, window=w))
+    for a, b in zip(torch.autograd.grad(fused.square().sum(), (qg, kg, vg)),
+                    torch.autograd.grad(dense.square().sum(), (qg, kg, vg)), strict=True):
+        assert (a - b).abs().max() < 1e-10
+
+
+def test_apply_rope_paths_agree_and_out_refuses_autograd():
+    x = torch.randn(2, 3, 9, 8, dtype=torch.float64)
+    cos, sin = position_tables(9, 8, dtype=torch.float64)
+    fresh = apply_rope(x, cos, sin, scale=0.5)  # no autograd: halves written in place into one output
+    with torch.enable_grad():
+        xg = x.clone().requires_grad_()
+        graph = apply_rope(xg, cos, sin, scale=0.5)  # autograd: the concatenating path
+        with pytest.raises(ValueError):
+            apply_rope(xg, cos, sin, out=torch.empty_like(x))
+    assert (fresh - graph).abs().max() < 1e-15
+    strided = torch.randn(2, 9, 3, 8, dtype=torch.float64).transpose(1, 2)  # a view, as split off a projection
+    out = torch.zeros(2, 3, 12, 8, dtype=torch.float64)
+    apply_rope(strided, cos, sin, out=out[:, :, :9])
+    assert torch.equal(out[:, :, 9:], torch.zeros(2, 3, 3, 8, dtype=torch.float64))
+    assert (out[:, :, :9] - rope(strided.contiguous(), torch.arange(9, dtype=torch.float64))).abs().max() < 1e-15
+
+
+def test_scratch_arena_is_reused_and_nested_calls_get_their_own_buffers():
+    q, k, v = qkv(B=1, H=2, n=300, d=16, dtype=torch.float32)  # past DENSE_WINDOW_MAX_N: the blocked kernel
+    A.release_scratch()
+    first = A.window_attention(q, k, v, 24)
+    arena = A._Scratch._local.arenas[torch.float32]
+    second = A.window_attention(q, k, v, 24)
+    assert torch.equal(first, second) and A._Scratch._local.arenas[torch.float32] is arena  # no new arena
+    assert first.data_ptr() != second.data_ptr()  # outputs are fresh, never views of the arena
+    with A._scratch(torch.float32, q.device) as outer:
+        assert outer is not None
+        with A._scratch(torch.float32, q.device) as inner:
+            assert inner is None  # nested: the caller's arena is busy, so plain tensors
+            assert torch.equal(A.window_attention(q, k, v, 24), first)
+    A.release_scratch()
+    assert "arenas" not in A._Scratch._local.__dict__
+
+
+@pytest.mark.parametrize("n", [A.DENSE_WINDOW_MAX_N, A.DENSE_WINDOW_MAX_N + 1])
+def test_dense_and_blocked_window_paths_agree_at_the_switch(n):
+    q, k, v = qkv(B=1, H=2, n=n, d=8, seed=n)
+    blocked, _ = A._window_attention_lse(q, k, v, 24, 8**-0.5, need_lse=False)
+    s = (q @ k.transpose(-1, -2)) * 8**-0.5
+    dense = A.attend(s, v, A.causal_mask(n, n, window=24))
+    assert (A.window_attention(q, k, v, 24) - dense).abs().max() < 1e-12
+    assert (blocked - dense).abs().max() < 1e-12

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from backend.services.attention.functional import KVCache, RingKVCache
+from backend.services.attention.functional import KVCache, ReRoPECache, RingKVCache
 from backend.services.attention.model import (
     LM,
     InferencePos,
@@ -77,6 +77,29 @@ def test_decode_with_caches_equals_forward(name, pos):
             assert isinstance(cache, RingKVCache) and cache.k.shape[2] == block.spec.window
         else:
             assert isinstance(cache, KVCache) and cache.length == x.shape[1]
+            # ReRoPE / Leaky full RoPE layers never re-rotate their cache: each key is rotated once, when appended
+            re_rope = block.spec.pos == "rope" and pos.mode in ("rerope", "leaky")
+            assert isinstance(cache, ReRoPECache) == re_rope
+
+
+def test_decode_with_an_old_plain_cache_still_equals_forward():
+    """A plain cache made before set_inference(ReRoPE) falls back to re-rotating keys per step: same logits."""
+    model = tiny(STACKS["baseline"])
+    caches = model.new_caches()
+    model.set_inference(InferencePos("rerope", 8))
+    x = ids(N + 9)
+    with torch.no_grad():
+        full = model(x)
+        steps = torch.stack([model.step(x[:, t], caches, t) for t in range(x.shape[1])], dim=1)
+    assert (steps - full).abs().max() < 1e-9 and not any(isinstance(c, ReRoPECache) for c in caches)
+
+
+def test_rerope_cache_refuses_another_position_mode():
+    model = tiny(STACKS["baseline"]).set_inference(InferencePos("rerope", 8))
+    caches = model.new_caches()
+    model.set_inference(InferencePos("rerope", 16))
+    with torch.no_grad(), pytest.raises(ValueError, match="new_caches"):
+        model.step(ids(1)[:, 0], caches, 0)
 
 
 def test_ring_buffer_fill_matches_stepwise_appends():

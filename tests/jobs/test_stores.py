@@ -177,3 +177,21 @@ def test_owner_liveness():
     assert not owner_is_dead(f"{HOST}:1:x")  # pid 1 exists
     assert not owner_is_dead("elsewhere:1:x")
     assert owner_is_dead(None)
+
+
+def test_sqlite_files_are_private_whatever_the_umask(tmp_path):
+    import stat
+
+    old_umask = os.umask(0o022)
+    try:
+        path = tmp_path / "fresh" / "jobs.sqlite3"
+        SqliteStore(path, tmp_path / "fresh" / "results", inline_limit=100).close()
+        os.chmod(path, 0o644)  # as an older version left it
+        SqliteStore(path, tmp_path / "fresh" / "results", inline_limit=100).close()
+    finally:
+        os.umask(old_umask)
+    assert stat.S_IMODE(os.stat(tmp_path / "fresh").st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tmp_path / "fresh" / "results").st_mode) == 0o700
+    for name in ("jobs.sqlite3", "jobs.sqlite3-wal", "jobs.sqlite3-shm"):
+        if (tmp_path / "fresh" / name).exists():
+            assert stat.S_IMODE(os.stat(tmp_path / "fresh" / name).st_mode) == 0o600, name

@@ -9,7 +9,9 @@ import pytest
 
 from backend.services.mad import (
     SimConfig,
+    cost,
     effective_sample_size,
+    estimate_seconds,
     estimate_work,
     gaussian,
     grid25,
@@ -18,6 +20,7 @@ from backend.services.mad import (
     simulate,
 )
 from backend.services.mad import theory as th
+from backend.services.mad.cost import WORK_PER_SECOND
 from backend.services.mad.effective import invert_curve
 from backend.services.mad.models import fit_gmm
 
@@ -133,9 +136,45 @@ def test_config_rejects_bad_values(kwargs):
 
 def test_estimate_work_grows_with_size():
     small = SimConfig(target=gaussian(2), metrics=())
-    assert estimate_work(replace(small, replicates=16)) == pytest.approx(2 * estimate_work(replace(small, replicates=8)))
+    per_chain = estimate_work(replace(small, replicates=16)) - estimate_work(replace(small, replicates=8))
+    assert estimate_work(replace(small, replicates=24)) - estimate_work(replace(small, replicates=16)) == (
+        pytest.approx(per_chain))
     assert estimate_work(replace(small, metrics=("pr",))) > estimate_work(small)
     assert estimate_work(replace(small, model="gmm")) > estimate_work(small)
+    assert estimate_work(replace(small, model="flow")) > estimate_work(replace(small, model="gmm"))
+    assert estimate_work(small) == pytest.approx(estimate_seconds(small) * WORK_PER_SECOND)
+
+
+def test_cost_model_has_a_measured_cost_for_every_term():
+    """Every count ``cost.features`` can produce has a coefficient from scripts/mad_calibrate.py."""
+    configs = [SimConfig(target=target, model=model, metrics=("pr", "modes", "w2") + (("nll",) if model != "kde"
+                                                                                        else ()))
+               for model in ("gaussian", "gaussian-diag", "kde", "gmm", "flow")
+               for target in (gaussian(2), ring())]
+    names = {name for c in configs for name in cost.features(c)}
+    missing = names - set(cost.coefficients())
+    assert not missing
+    assert all(v >= 0 for v in cost.coefficients().values())
+    assert any(cost.coefficients()[name] > 0 for name in names if name.startswith("flow_"))
+
+
+def test_reference_curve_runs_in_chunks_within_the_memory_bound(monkeypatch):
+    from backend.services.mad import effective
+
+    cfg = SimConfig(target=gaussian(3), loop="fresh_data", n_ini=40, n_real=40, n_synth=40, generations=4,
+                    replicates=4, metrics=(), seed=2)
+    sizes = np.array([20, 200])
+    whole = effective.real_only_fd_curve(cfg, sizes, replicates=64)
+    monkeypatch.setattr(effective, "REFERENCE_CHUNK_ELEMENTS", 200 * 3 * 10)  # 10 chains of the largest size
+    runs = effective._reference_configs(cfg, sizes, 64, 1)
+    assert [c.replicates for i, c in runs if i == 1] == [10] * 6 + [4]  # 64 chains in chunks of 10
+    assert [c.replicates for i, c in runs if i == 0] == [64]  # the small size fits in one piece
+    assert max(c.replicates * c.n_ini * c.dim for _, c in runs) <= 200 * 3 * 10
+    assert effective.reference_peak_elements(cfg) <= 200 * 3 * 10
+    chunked = effective.real_only_fd_curve(cfg, sizes, replicates=64)
+    # Different random streams, same expectation: E FD(n) ~= d(d+5)/(4n) up to Monte-Carlo error.
+    np.testing.assert_allclose(chunked, whole, rtol=0.25)
+    assert chunked[0] > 5 * chunked[1]
 
 
 def test_invert_curve():

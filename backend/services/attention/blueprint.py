@@ -24,7 +24,8 @@ from backend.web.caps import capped_by, fmt, refuse
 from backend.web.errors import ApiError
 from backend.web.pages import register_page
 
-bp = ApiBlueprint("attention", __name__, template_folder="templates")
+bp = ApiBlueprint("attention", __name__, template_folder="templates", static_folder="static",
+                  static_url_path="/static/attention")
 register_page("HWFA + ReRoPE", "attention.page",
               "length extrapolation of small byte LMs: RoPE, PI, ReRoPE, Leaky ReRoPE, HWFA and HWFA2")
 
@@ -130,11 +131,38 @@ class ResultRow(BaseModel):
     model: str
     set: Literal["rep", "non-rep"]
     T: int
-    acc: float
+    seeds: int = Field(description="training seeds averaged")
+    windows: int = Field(description="test windows (the same for every variant and seed)")
+    acc: float = Field(description="per-token accuracy, mean over seeds and windows")
+    acc_low: float = Field(description="95% bootstrap interval over windows (seeds averaged)")
+    acc_high: float
+    acc_seeds: list[float] = Field(description="the mean accuracy of each seed")
     loss: float
-    acc_second_half: float
-    acc_buckets: list[float]
-    loss_buckets: list[float]
+    loss_low: float
+    loss_high: float
+    acc_second_half: float = Field(description="accuracy on positions T/2..T-1 (on rep: the copied half)")
+    acc_second_half_low: float
+    acc_second_half_high: float
+
+
+class ClaimRow(BaseModel):
+    claim: str
+    text: str
+    a: str
+    b: str
+    set: Literal["rep", "non-rep"]
+    T: int
+    metric: str
+    seeds: int
+    windows: int
+    difference: float = Field(description="a - b in accuracy points, mean over seeds and windows")
+    low: float = Field(description="95% paired bootstrap interval (windows resampled, seeds averaged)")
+    high: float
+    per_seed: list[float]
+    words: str = Field(description="higher / lower / about equal / not resolved")
+    su: float | None = Field(description="Su's a - b in the matching published rows")
+    su_rows: str
+    against_su: str
 
 
 class SuRow(BaseModel):
@@ -148,7 +176,10 @@ class SuRow(BaseModel):
 class ResultsResponse(BaseModel):
     summary: dict = Field(description="the run's settings (exp_summary.json)")
     results: list[ResultRow]
-    train_curves: dict[str, list[tuple[int, float]]] = Field(description="EMA training loss by step, per model")
+    claims: list[ClaimRow] = Field(description="the README's sentences checked with paired intervals")
+    train_curves: dict[str, list[tuple[int, float]]] = Field(
+        description="EMA training loss by step, per model (mean over seeds)")
+    model_labels: dict[str, str] = Field(description="readable names of the trained models")
     su_table: list[SuRow] = Field(description="Su's published row for each variant that has one (N=512, at 4096)")
 
 
@@ -242,16 +273,21 @@ def experiment_plot():
 
 
 def _table(stored: dict) -> list[dict]:
-    """Rows of the comparison table: our accuracies at N and 8N beside Su's row."""
-    acc = {(r["variant"], r["set"], r["T"]): 100 * r["acc"] for r in stored["results"]}
+    """Rows of the comparison table: our accuracies (mean and 95% interval, %) at N and 8N beside Su's row."""
+    by = {(r["variant"], r["set"], r["T"]): r for r in stored["results"]}
     t_max = max(r["T"] for r in stored["results"])
+
+    def cell(row: dict, metric: str) -> tuple[float, float, float]:
+        return 100 * row[metric], 100 * row[f"{metric}_low"], 100 * row[f"{metric}_high"]
+
     rows = []
     for v in VARIANTS:
-        if (v.name, "non-rep", N_TRAIN) not in acc:
+        if (v.name, "non-rep", N_TRAIN) not in by:
             continue
-        su = SU_TABLE.get(v.name)
-        rows.append({"name": v.name, "label": v.label, "train": acc[(v.name, "non-rep", N_TRAIN)],
-                     "rep": acc[(v.name, "rep", t_max)], "non_rep": acc[(v.name, "non-rep", t_max)], "su": su})
+        rep = by[(v.name, "rep", t_max)]
+        cells = [cell(by[(v.name, "non-rep", N_TRAIN)], "acc"), cell(rep, "acc"), cell(rep, "acc_second_half"),
+                 cell(by[(v.name, "non-rep", t_max)], "acc")]
+        rows.append({"name": v.name, "label": v.label, "cells": cells, "su": SU_TABLE.get(v.name)})
     return rows
 
 
@@ -267,6 +303,8 @@ def page():
         stored=stored,
         error=error,
         table=_table(stored) if stored else [],
+        not_run=[v.label for v in VARIANTS if stored and v.name not in {r["variant"] for r in stored["results"]}],
+        claims=stored["claims"] if stored else [],
         t_max=max(r["T"] for r in stored["results"]) if stored else None,
         variants=VARIANTS,
         default_variants=DEFAULT_VARIANTS,

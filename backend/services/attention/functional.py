@@ -9,17 +9,70 @@ Scores are scaled by 1/sqrt(d) unless ``scale`` is given; ``logn`` is a per-quer
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
 
-from backend.services.attention.positions import apply_rope, position_tables, rope, rope_tables
+from backend.services.attention.positions import _needs_grad, apply_rope, position_tables, rope, rope_tables
 
 # The CPU flash-attention op also returns the log-sum-exp that merging two softmax parts needs.
 _FUSED_CPU_LSE = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
 
 # ---------------------------------------------------------------------------------------------------------
 # small helpers
+
+
+class _Scratch:
+    """Temporaries of one kernel call, carved one after another from a per-thread arena kept between calls.
+
+    Why: a multi-MiB CPU temporary is handed back to the OS when it is freed (glibc trims the top of its heap),
+    and the next call's first touch of it costs a page fault per 4 KiB page: on the project's VM that is
+    slower than the arithmetic done on the page (see scripts/bench_attention.py). Only for temporaries that
+    die with the call, never for outputs or under autograd. Off the CPU (a caching allocator) and above
+    ``MAX_BYTES`` the buffers are plain fresh tensors.
+    """
+
+    MAX_BYTES = 64 << 20
+    _local = threading.local()
+
+    def __init__(self, dtype: torch.dtype, device: torch.device) -> None:
+        self.dtype, self.device, self.used = dtype, device, 0
+        self.arenas: dict = self._local.__dict__.setdefault("arenas", {})
+
+    def take(self, *shape: int) -> torch.Tensor:
+        numel = math.prod(shape)
+        start = -(-self.used // 16) * 16  # 64-byte aligned views for float32
+        end = start + numel
+        if self.device.type != "cpu" or end * torch.empty((), dtype=self.dtype).element_size() > self.MAX_BYTES:
+            return torch.empty(shape, dtype=self.dtype, device=self.device)
+        arena = self.arenas.get(self.dtype)
+        if arena is None or arena.numel() < end:
+            # views handed out before keep the old arena alive until this call ends; the next call fits
+            arena = self.arenas[self.dtype] = torch.empty(end + end // 4, dtype=self.dtype)
+        self.used = end
+        return arena[start:end].view(shape)
+
+
+def release_scratch() -> None:
+    """Free this thread's scratch arenas (the kernels keep them between calls; see ``_Scratch``)."""
+    _Scratch._local.__dict__.pop("arenas", None)
+
+
+@contextmanager
+def _scratch(dtype: torch.dtype, device: torch.device) -> Iterator[_Scratch | None]:
+    """A ``_Scratch`` for one call, or None when this thread's arena is already in use (a nested call)."""
+    local = _Scratch._local
+    if getattr(local, "busy", False):
+        yield None
+        return
+    local.busy = True
+    try:
+        yield _Scratch(dtype, device)
+    finally:
+        local.busy = False
 
 
 def causal_mask(
@@ -222,7 +275,8 @@ def _rerope_prefill_merged(
         tables = position_tables(n, q.shape[-1], base, q.dtype, dev)
     else:
         tables = rope_tables(pos, q.shape[-1], base, q.dtype, dev)
-    out, lse = _window_attention_lse(apply_rope(q, *tables), apply_rope(k, *tables), v, window, sc)
+    # RoPE is applied inside the window kernel, straight into its blocked buffers
+    out, lse = _window_attention_lse(q, k, v, window, sc, tables=tables)
     if leaky_k is None:
         q_far, k_far = rope(q[:, :, window:], float(window), base), k[:, :, : n - window]
     else:
@@ -231,7 +285,13 @@ def _rerope_prefill_merged(
     far, far_lse = _attention_lse(q_far, k_far, v[:, :, : n - window], sc)  # row r = query w + r sees keys <= r
     near, near_lse = out[:, :, window:], lse[:, :, window:]
     m = torch.maximum(near_lse, far_lse)
-    a, b = (near_lse - m).exp()[..., None], (far_lse - m).exp()[..., None]
+    a, b = (near_lse - m).exp_(), (far_lse - m).exp_()
+    if not _needs_grad(q, k, v) and near.dtype == a.dtype == b.dtype == far.dtype:
+        # in place into the window kernel's own output buffer: no n x d temporaries, no concatenation
+        total = a + b
+        near.mul_(a.div_(total)[..., None]).addcmul_(far, b.div_(total)[..., None])
+        return out
+    a, b = a[..., None], b[..., None]
     merged = (a * near.to(a.dtype) + b * far.to(a.dtype)) / (a + b)
     return torch.cat([out[:, :, :window], merged.to(v.dtype)], dim=2)
 
@@ -243,8 +303,7 @@ def _attention_lse(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: flo
     elsewhere, and whenever a gradient is needed (that op's backward ignores the gradient of its log-sum-exp
     output, so the merged prefill's q and k gradients would be wrong), the scores are materialised.
     """
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v))
-    if q.device.type == "cpu" and _FUSED_CPU_LSE is not None and not needs_grad:
+    if q.device.type == "cpu" and _FUSED_CPU_LSE is not None and not _needs_grad(q, k, v):
         out, lse = _FUSED_CPU_LSE(q, k, v, 0.0, True, scale=scale)
         return out, lse
     scores = (q @ k.transpose(-1, -2)) * scale
@@ -291,22 +350,52 @@ def rerope_decode_step(
 # window attention
 
 
-def window_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, window: int, *, scale: float | None = None
-) -> torch.Tensor:
-    """Causal sliding-window attention: query i sees keys j with 0 <= i - j < w. q, k already position-encoded.
+DENSE_WINDOW_MAX_N = 256  # up to this length window attention runs as dense masked SDPA (memory n^2 per head)
 
+
+def window_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    window: int,
+    *,
+    scale: float | None = None,
+    rope_tables: tuple[torch.Tensor, torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """Causal sliding-window attention: query i sees keys j with 0 <= i - j < w.
+
+    q, k are already position-encoded, or, with ``rope_tables`` = (cos, sin) of positions 0..n-1 (as from
+    ``positions.position_tables``), un-rotated and rotated here, straight into the kernel's blocked buffers.
     Blocked, so memory and work are O(n * w), never n x n: query blocks of c = min(w, 16) rows score only the
-    c + w - 1 keys they can see (``_window_blocks``), one batched matmul per group of blocks.
+    c + w - 1 keys they can see (``_window_blocks``), one batched matmul per group of blocks. Sequences of at most
+    ``DENSE_WINDOW_MAX_N`` positions take one dense masked SDPA call instead.
     """
-    out, _ = _window_attention_lse(q, k, v, window, _scale(q, scale), need_lse=False)
+    n = q.shape[2]
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    if n <= DENSE_WINDOW_MAX_N:
+        # short sequences (training at N = 128): one fused SDPA call over the n x n band mask beats the blocked
+        # kernel's per-head, per-group loop, most of all under autograd (~3x per training step measured)
+        if rope_tables is not None:
+            q, k = apply_rope(q, *rope_tables), apply_rope(k, *rope_tables)
+        mask = causal_mask(n, n, 0, window, device=q.device)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=_scale(q, scale))
+    out, _ = _window_attention_lse(q, k, v, window, _scale(q, scale), need_lse=False, tables=rope_tables)
     return out
 
 
 def _window_blocks(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, w: int, block: int | None = None
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    w: int,
+    block: int | None = None,
+    *,
+    tables: tuple[torch.Tensor, torch.Tensor] | None = None,
+    scale: float = 1.0,
+    scratch: _Scratch | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Blocked views of q, k, v for window attention, and the additive masks of the scores.
+    """Blocked views of q * scale, k, v for window attention, and the additive masks of the scores.
 
     With c = block rows per query block (default min(w, 16)), block s of a head holds queries s*c .. s*c + c - 1
     and sees keys s*c - w + 1 .. s*c + c - 1, a span of c + w - 1. Returns
@@ -315,8 +404,11 @@ def _window_blocks(
       lead (L, c, span): -inf on the keys before key 0 in the first L = ceil((w - 1) / c) blocks of a head.
     The heads are laid end to end in one sequence behind w - 1 zero rows (one copy of K and of V), which is
     then unfolded into overlapping block views without further copies; the keys a leading block reaches before
-    its head's key 0 are padding or the previous head's, and ``lead`` hides them. A tail of zero rows fills the last block: those keys come
-    after every real query, so the band already hides them, and their query rows are dropped.
+    its head's key 0 are padding or the previous head's, and ``lead`` hides them. A tail of zero rows fills the
+    last block: those keys come after every real query, so the band already hides them, and their query rows
+    are dropped. ``tables`` = (cos, sin): q and k are un-rotated and RoPE is applied while filling the buffers.
+    Without autograd, q and k go straight from their (possibly strided) inputs into those buffers, rotated and
+    scaled on the way: one write each and no temporaries; with ``scratch`` those buffers come from its arena.
     """
     B, H, n, d = q.shape
     if w < 1:
@@ -327,17 +419,39 @@ def _window_blocks(
     c = block or min(w, 16)
     span = c + w - 1
     nb = -(-n // c)
-    if nb * c != n:
-        q, k, v = (F.pad(t, (0, 0, 0, nb * c - n)) for t in (q, k, v))
-    q_blocks = q.reshape(B * H, nb, c, d)
+    padded = nb * c
+    grad = _needs_grad(q, k, v, *(tables or ()))
+    if grad:
+        if tables is not None:
+            q, k = apply_rope(q, *tables), apply_rope(k, *tables)
+        q = q * scale
+    if grad:
+        q_blocks = (F.pad(q, (0, 0, 0, padded - n)) if padded != n else q).reshape(B * H, nb, c, d)
+    else:
+        q_buf = scratch.take(B, H, padded, d) if scratch else q.new_empty(B, H, padded, d)
+        q_buf[:, :, n:].zero_()
+        if tables is not None:
+            apply_rope(q, *tables, out=q_buf[:, :, :n], scale=scale)
+        else:
+            torch.mul(q, scale, out=q_buf[:, :, :n])
+        q_blocks = q_buf.view(B * H, nb, c, d)
 
-    def unfold(t: torch.Tensor) -> torch.Tensor:  # (BH, nb, d, span): block s's keys, transposed
-        flat = t.new_empty(w - 1 + B * H * nb * c, d)
+    def unfold(t: torch.Tensor, rotate: bool) -> torch.Tensor:  # (BH, nb, d, span): block s's keys, transposed
+        rows = w - 1 + B * H * padded
+        flat = scratch.take(rows, d) if scratch and not grad else t.new_empty(rows, d)
         flat[: w - 1].zero_()  # zeros, not garbage: a NaN score would survive the -inf mask
-        flat[w - 1 :].view(B, H, nb * c, d).copy_(t)  # one (possibly strided) copy
+        body = flat[w - 1 :].view(B, H, padded, d)
+        if grad:
+            body.copy_(F.pad(t, (0, 0, 0, padded - n)) if padded != n else t)  # one (possibly strided) copy
+        else:
+            body[:, :, n:].zero_()
+            if rotate and tables is not None:
+                apply_rope(t, *tables, out=body[:, :, :n])
+            else:
+                body[:, :, :n].copy_(t)
         return flat.unfold(0, span, c).unflatten(0, (B * H, nb))
 
-    k_blocks, v_blocks = unfold(k), unfold(v).transpose(-1, -2)
+    k_blocks, v_blocks = unfold(k, True), unfold(v, False).transpose(-1, -2)
     rel = torch.arange(c, device=q.device)[:, None] + (w - 1) - torch.arange(span, device=q.device)[None]  # i - j
     band = torch.zeros(c, span, dtype=q.dtype, device=q.device).masked_fill_((rel < 0) | (rel >= w), -math.inf)
     n_lead = min(nb, -(-(w - 1) // c))
@@ -345,6 +459,66 @@ def _window_blocks(
     for s in range(n_lead):
         lead[s, :, : w - 1 - s * c] = -math.inf  # key offset b sits at position s*c - w + 1 + b < 0
     return q_blocks, k_blocks, v_blocks, band, lead
+
+
+_SOFTMAX_OUT = torch.ops.aten._softmax.out
+
+
+def _window_schedule(
+    q: torch.Tensor, BH: int, nb: int, c: int, span: int, group: int | None, heads: int | None
+) -> tuple[int, int]:
+    """Heads per call and blocks per group: on the CPU one head and ~128k scores (0.5 MiB in float32) at a
+    time, so a group's scores, probabilities and output stay in cache; elsewhere everything in one call."""
+    on_cpu = q.device.type == "cpu"
+    heads = heads or (1 if on_cpu else BH)
+    if heads not in (1, BH):
+        raise ValueError("heads per call must be 1 or all of them")
+    if group is None:
+        group = max(1, (1 << 17) // (c * span)) if on_cpu else nb
+    return heads, min(group, nb)
+
+
+def _window_attention_lse_nograd(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    window: int,
+    scale: float,
+    need_lse: bool,
+    block: int | None,
+    group: int | None,
+    heads: int | None,
+    tables: tuple[torch.Tensor, torch.Tensor] | None,
+    scratch: _Scratch | None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``_window_attention_lse`` without autograd: every group writes into buffers made once per call (scores,
+    probabilities; the output and log-sum-exp fresh, as they outlive the call) instead of fresh per-group
+    temporaries and a concatenation, which on the CPU cost more than the matmuls (scripts/bench_attention.py)."""
+    B, H, n, d = q.shape
+    q_blocks, k_blocks, v_blocks, band, lead = _window_blocks(q, k, v, int(window), block, tables=tables,
+                                                              scale=scale, scratch=scratch)
+    BH, nb, c, span = q_blocks.shape[0], q_blocks.shape[1], q_blocks.shape[2], band.shape[1]
+    heads, group = _window_schedule(q, BH, nb, c, span, group, heads)
+    out_buf = q_blocks.new_empty(BH, nb, c, d)
+    lse_buf = q_blocks.new_empty(BH, nb, c) if need_lse else None
+    if scratch:
+        score_buf, prob_buf = scratch.take(heads, group, c, span), scratch.take(heads, group, c, span)
+    else:
+        score_buf, prob_buf = q_blocks.new_empty(heads, group, c, span), q_blocks.new_empty(heads, group, c, span)
+    for h in range(0, BH, heads):
+        for g in range(0, nb, group):
+            e = min(nb, g + group)
+            # (heads, blocks) fold into one batch dimension without a copy: one head, or all heads with all blocks
+            scores = torch.matmul(q_blocks[h : h + heads, g:e], k_blocks[h : h + heads, g:e],
+                                  out=score_buf[:, : e - g]).add_(band)
+            if g < len(lead):
+                scores[:, : len(lead) - g] += lead[g:e]
+            probs = _SOFTMAX_OUT(scores, -1, False, out=prob_buf[:, : e - g])
+            torch.matmul(probs, v_blocks[h : h + heads, g:e], out=out_buf[h : h + heads, g:e])
+            if lse_buf is not None:
+                torch.sub(scores.amax(-1), probs.amax(-1).log_(), out=lse_buf[h : h + heads, g:e])
+    out = out_buf.view(B, H, nb * c, d)[:, :, :n]
+    return out, lse_buf.view(B, H, nb * c)[:, :, :n] if lse_buf is not None else None
 
 
 def _window_attention_lse(
@@ -357,6 +531,7 @@ def _window_attention_lse(
     block: int | None = None,
     group: int | None = None,
     heads: int | None = None,
+    tables: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Window attention and each row's log-sum-exp of its scaled scores (for merging with other parts).
 
@@ -365,17 +540,20 @@ def _window_attention_lse(
     in one batched call (a GPU is bound by launches at these sizes).
     The log-sum-exp comes from the softmax itself: at the row maximum m, p = e^0 / sum, so lse = m - log(p_max)
     (p_max >= 1 / span, so the log is well conditioned); no separate exp pass is needed.
+    Without autograd every group writes into buffers allocated once per call (scores, probabilities, output,
+    log-sum-exp): on the CPU the fresh memory of per-group temporaries and their concatenation cost more than
+    the matmuls (see scripts/bench_attention.py). ``tables``: see ``window_attention``'s ``rope_tables``.
     """
-    B, H, n, d = q.shape
+    if not _needs_grad(q, k, v, *(tables or ())):
+        with _scratch(q.dtype, q.device) as scratch:
+            return _window_attention_lse_nograd(q, k, v, window, scale, need_lse, block, group, heads, tables,
+                                                scratch)
     # the scale goes on q (n x d) rather than on the scores (n x span): fewer multiplications
-    q_blocks, k_blocks, v_blocks, band, lead = _window_blocks(q * scale, k, v, int(window), block)
+    q_blocks, k_blocks, v_blocks, band, lead = _window_blocks(q, k, v, int(window), block, tables=tables,
+                                                              scale=scale)
+    B, H, n, d = q.shape
     BH, nb, c, span = q_blocks.shape[0], q_blocks.shape[1], q_blocks.shape[2], band.shape[1]
-    on_cpu = q.device.type == "cpu"
-    heads = heads or (1 if on_cpu else BH)
-    if heads not in (1, BH):
-        raise ValueError("heads per call must be 1 or all of them")
-    if group is None:
-        group = max(1, (1 << 17) // (c * span)) if on_cpu else nb
+    heads, group = _window_schedule(q, BH, nb, c, span, group, heads)
     outs, lses = [], []  # concatenated at the end (``out=`` buffers would break autograd)
     for h in range(0, BH, heads):
         row_out, row_lse = [], []
@@ -430,6 +608,80 @@ class KVCache:
     def v(self) -> torch.Tensor:
         assert self._v is not None, "empty cache"
         return self._v[:, :, : self.length]
+
+
+class ReRoPECache(KVCache):
+    """Decode cache for ReRoPE / Leaky ReRoPE that never re-rotates cached keys.
+
+    For the query at t, key j is scored with relative position P_tj = t - j inside the window (t - j < w) and
+    w (ReRoPE) or w + (t - j - w) / k (Leaky) past it. Both parts factor into a rotated query and a key
+    rotated by something that does not depend on t:
+      near (t - j < w): <R^t q, R^j k_j>
+      far, ReRoPE:      <R^w q, k_j>
+      far, Leaky:       <R^{(t + w(k-1))/k} q, R^{j/k} k_j>
+    so each key is rotated once, when it is appended, into its far form (kept for every position: ``k``) and
+    its near form R^j k_j (kept only for the last w positions). The near keys live in a mirrored ring of 2w
+    slots (position p is written to slots p % w and p % w + w), so the last w of them are always one
+    contiguous slice in position order: a decode step is two query rotations and one pass over the keys,
+    the same work as a RoPE step, instead of rotating the whole cache (rerope_patch) or its last w keys.
+    Extra memory: 2 w d per head.
+    """
+
+    def __init__(self, window: int, leaky_k: float | None = None, base: float = 10000.0) -> None:
+        super().__init__()
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        if leaky_k is not None and leaky_k <= 0:
+            raise ValueError(f"leaky_k must be positive, got {leaky_k}")
+        self.window, self.leaky_k, self.base = int(window), leaky_k, float(base)
+        self._near: torch.Tensor | None = None  # (B, H, 2w, d) rotated keys R^j k_j of the last w positions
+        self._inv_freq: torch.Tensor | None = None
+
+    def _angles(self, pos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self._inv_freq is not None
+        ang = pos.to(torch.float64)[..., None] * self._inv_freq  # float64 angles, as everywhere else
+        return ang.cos(), ang.sin()
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> None:
+        """Add keys/values (B, H, n, d) for the next n positions (un-rotated keys, as a layer produces them)."""
+        B, H, n, d = k.shape
+        if self._inv_freq is None:
+            self._inv_freq = self.base ** (-torch.arange(0, d, 2, dtype=torch.float64, device=k.device) / d)
+        pos = torch.arange(self.length, self.length + n, dtype=torch.float64, device=k.device)
+        cos, sin = (t.to(k.dtype) for t in self._angles(pos))
+        far = k if self.leaky_k is None else apply_rope(k, *(t.to(k.dtype) for t in self._angles(pos / self.leaky_k)))
+        super().append(far, v)
+        w = self.window
+        if self._near is None:
+            self._near = k.new_zeros(B, H, 2 * w, d)
+        if n == 1:  # a decode step: two slice writes, no index tensors
+            slot = (self.length - 1) % w
+            near = apply_rope(k, cos, sin)[:, :, 0]
+            self._near[:, :, slot] = near
+            self._near[:, :, slot + w] = near
+            return
+        tail = slice(max(0, n - w), n)  # only the last w new keys can still be near
+        slots = (pos[tail].long() % w).to(k.device)
+        near = apply_rope(k[:, :, tail], cos[tail], sin[tail])
+        self._near[:, :, slots] = near
+        self._near[:, :, slots + w] = near
+
+    def attend(self, q_t: torch.Tensor, *, scale: float | None = None, logn: float | None = None) -> torch.Tensor:
+        """Attention (B, H, 1, d) of the un-rotated query at the last appended position t over keys 0..t."""
+        t, w = self.length - 1, self.window
+        assert self._near is not None and t >= 0, "empty cache"
+        factor = _scale(q_t, scale) * (1.0 if logn is None else float(logn))
+        far_pos = float(w) if self.leaky_k is None else (t + w * (self.leaky_k - 1)) / self.leaky_k
+        cos, sin = self._angles(torch.tensor([far_pos, float(t)], dtype=torch.float64, device=q_t.device))
+        # (B, H, 2, d): the far query and the near query, scaled on the way
+        q2 = apply_rope(q_t, cos.to(q_t.dtype), sin.to(q_t.dtype), scale=factor)
+        near_start = max(0, t - w + 1)
+        first = near_start % w  # slot of position near_start; the next t - near_start slots follow it
+        near_scores = q2[:, :, 1:] @ self._near[:, :, first : first + t + 1 - near_start].transpose(-1, -2)
+        if near_start:
+            far_scores = q2[:, :, :1] @ self._k[:, :, :near_start].transpose(-1, -2)  # type: ignore[index]
+            near_scores = torch.cat([far_scores, near_scores], dim=-1)
+        return attend(near_scores, self.v, None)
 
 
 class RingKVCache:

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 
 from backend.services.attention.functional import (
     KVCache,
+    ReRoPECache,
     RingKVCache,
     attend,
     rerope_attention,
@@ -27,7 +28,7 @@ from backend.services.attention.functional import (
     rope_attention,
     window_attention,
 )
-from backend.services.attention.positions import apply_rope, logn_scale, position_tables, rope
+from backend.services.attention.positions import logn_scale, position_tables, rope
 
 Kind = Literal["full", "window"]
 Pos = Literal["rope", "nope"]
@@ -138,10 +139,8 @@ class Block(nn.Module):
         q, k, v = self._split(x)
         spec, inf = self.spec, self.inference
         if spec.kind == "window":
-            if spec.pos == "rope":
-                tables = position_tables(n, self.head_dim, dtype=q.dtype, device=x.device)
-                q, k = apply_rope(q, *tables), apply_rope(k, *tables)
-            out = window_attention(q, k, v, spec.window)
+            tables = position_tables(n, self.head_dim, dtype=q.dtype, device=x.device) if spec.pos == "rope" else None
+            out = window_attention(q, k, v, spec.window, rope_tables=tables)  # RoPE applied inside the kernel
         elif spec.pos == "nope":
             logn = self._logn(n, 0)
             q = q if logn is None else q * logn.to(device=q.device, dtype=q.dtype)[:, None]
@@ -171,8 +170,15 @@ class Block(nn.Module):
 
     # -- incremental decoding -----------------------------------------------------------------------------
     def new_cache(self) -> KVCache | RingKVCache:
-        """Window layers keep a ring buffer of w rotated keys; full layers a growing cache."""
-        return RingKVCache(self.spec.window) if self.spec.kind == "window" else KVCache()
+        """Window layers keep a ring buffer of w rotated keys; full layers a growing cache, which for ReRoPE /
+        Leaky layers also keeps each key's rotated forms (``ReRoPECache``), so no step re-rotates the cache.
+        Make the caches after ``set_inference``: a cache belongs to one position mode."""
+        if self.spec.kind == "window":
+            return RingKVCache(self.spec.window)
+        if self.spec.pos == "rope" and self.inference.mode in ("rerope", "leaky"):
+            leaky = float(self.inference.k) if self.inference.mode == "leaky" else None
+            return ReRoPECache(int(self.inference.window), leaky)
+        return KVCache()
 
     def _rotates_cache(self) -> bool:
         # ReRoPE/Leaky positions are non-linear in j, so their keys must be cached un-rotated.
@@ -190,6 +196,11 @@ class Block(nn.Module):
         else:
             logn = self._logn(1, t)
             factor = None if logn is None else float(logn[0])
+            if isinstance(cache, ReRoPECache) and (
+                self._rotates_cache()
+                or (cache.window, cache.leaky_k) != (inf.window, float(inf.k) if inf.mode == "leaky" else None)
+            ):
+                raise ValueError("this cache was made for another position mode: call new_caches() after set_inference")
             if spec.pos == "nope" or self._rotates_cache():
                 ps = 1.0 / float(inf.k) if spec.pos == "rope" and inf.mode == "pi" else 1.0
                 if spec.pos == "rope":
@@ -197,7 +208,10 @@ class Block(nn.Module):
                 cache.append(k, v)
                 q = q if factor is None else q * factor
                 out = attend(q @ cache.k.transpose(-1, -2) * self.head_dim**-0.5, cache.v, None)
-            else:
+            elif isinstance(cache, ReRoPECache):
+                cache.append(k, v)
+                out = cache.attend(q, logn=factor)
+            else:  # a plain cache of un-rotated keys (made before set_inference): re-rotated per step
                 cache.append(k, v)
                 leaky = float(inf.k) if inf.mode == "leaky" else None
                 out = rerope_decode_step(q, cache.k, cache.v, t, int(inf.window), leaky, logn=factor)

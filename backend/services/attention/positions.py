@@ -57,12 +57,36 @@ def _position_tables(
     return rope_tables(torch.arange(n, dtype=torch.float64, device=device), d, base, dtype, device)
 
 
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """x * cos + rotate_half(x) * sin, written on the halves to skip building the full-width tables."""
-    # q and k split off a fused projection are strided views; on those the half-width ops below run ~3x slower
-    # than one copy to contiguous memory followed by them
-    a, b = x.contiguous().chunk(2, dim=-1)
-    return torch.cat([a * cos - b * sin, b * cos + a * sin], dim=-1)
+def apply_rope(
+    x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, *, out: torch.Tensor | None = None, scale: float = 1.0
+) -> torch.Tensor:
+    """(x * cos + rotate_half(x) * sin) * scale, written on the halves to skip building the full-width tables.
+
+    ``out`` (only without autograd): write the result there, e.g. into a padded or blocked buffer, instead of
+    a fresh tensor. Without autograd the halves are written in place into one output (one allocation instead
+    of seven: on a VM a fresh page costs more than the arithmetic on it; see scripts/bench_attention.py).
+    """
+    if _needs_grad(x, cos, sin):
+        if out is not None:
+            raise ValueError("apply_rope(out=...) does not support autograd")
+        # q and k split off a fused projection are strided views; on those the half-width ops below run ~3x
+        # slower than one copy to contiguous memory followed by them
+        a, b = x.contiguous().chunk(2, dim=-1)
+        rotated = torch.cat([a * cos - b * sin, b * cos + a * sin], dim=-1)
+        return rotated if scale == 1.0 else rotated * scale
+    h = x.shape[-1] // 2
+    a, b = x[..., :h], x[..., h:]
+    if out is None:
+        out = torch.empty(torch.broadcast_shapes(x.shape, cos.shape[:-1] + (x.shape[-1],)), dtype=x.dtype,
+                          device=x.device)
+    first, second = out[..., :h], out[..., h:]
+    torch.mul(a, cos, out=first).addcmul_(b, sin, value=-1.0)
+    torch.mul(b, cos, out=second).addcmul_(a, sin)
+    return out if scale == 1.0 else out.mul_(scale)
+
+
+def _needs_grad(*tensors: torch.Tensor) -> bool:
+    return torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
 
 
 def rope(x: torch.Tensor, pos: torch.Tensor | float, base: float = 10000.0) -> torch.Tensor:

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from backend.services.attention.evaluate import score_text
-from backend.services.attention.experiment import MODELS, N_TRAIN, VARIANTS, VARIANTS_BY_NAME
+from backend.services.attention.experiment import MODEL_LABELS, MODELS, N_TRAIN, VARIANTS, VARIANTS_BY_NAME
 from backend.services.attention.model import LM, InferencePos, load_checkpoint
 
 DEFAULT_DATA = Path(__file__).resolve().parent / "data"
@@ -60,34 +60,49 @@ class ModelStore:
         return out
 
     def results(self) -> dict:
-        """The stored experiment: accuracy/loss rows, training curves and run settings."""
+        """The stored experiment: accuracy/loss rows with intervals, the claims, training curves, run settings."""
         try:
             with (self.folder / "exp_results.csv").open(newline="") as f:
                 rows = list(csv.DictReader(f))
+            claims_path = self.folder / "exp_claims.csv"
+            claim_rows = list(csv.DictReader(claims_path.open(newline=""))) if claims_path.exists() else []
             with (self.folder / "exp_train_log.csv").open(newline="") as f:
                 log = list(csv.DictReader(f))
             summary = json.loads((self.folder / "exp_summary.json").read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise DataMissing(f"stored experiment results are missing from {self.folder}: {exc}") from None
-        results = [
-            {
-                "variant": r["variant"],
-                "label": r["label"],
-                "model": r["model"],
-                "set": r["set"],
-                "T": int(r["T"]),
-                "acc": float(r["acc"]),
-                "loss": float(r["loss"]),
-                "acc_second_half": float(r["acc_second_half"]),
-                "acc_buckets": [float(x) for x in r["acc_buckets"].split()],
-                "loss_buckets": [float(x) for x in r["loss_buckets"].split()],
-            }
-            for r in rows
-        ]
-        curves: dict[str, list[tuple[int, float]]] = {}
+            results = [_result_row(r) for r in rows]
+            claims = [_claim_row(r) for r in claim_rows]
+        except (OSError, json.JSONDecodeError, KeyError, ValueError) as exc:
+            raise DataMissing(f"stored experiment results are missing or unreadable in {self.folder}: {exc}") from None
+        by_step: dict[str, dict[int, list[float]]] = {}
         for r in log:
-            curves.setdefault(r["model"], []).append((int(r["step"]), float(r["smooth_loss"])))
-        return {"summary": summary, "results": results, "train_curves": curves}
+            by_step.setdefault(r["model"], {}).setdefault(int(r["step"]), []).append(float(r["smooth_loss"]))
+        curves = {model: [(step, round(sum(v) / len(v), 5)) for step, v in sorted(steps.items())]
+                  for model, steps in by_step.items()}
+        return {"summary": summary, "results": results, "claims": claims, "train_curves": curves,
+                "model_labels": dict(MODEL_LABELS)}
+
+
+_FLOATS = ("acc", "acc_low", "acc_high", "loss", "loss_low", "loss_high", "acc_second_half", "acc_second_half_low",
+           "acc_second_half_high")
+
+
+def _result_row(r: dict) -> dict:
+    row = {"variant": r["variant"], "label": r["label"], "model": r["model"], "set": r["set"], "T": int(r["T"]),
+           "seeds": int(r["seeds"]), "windows": int(r["windows"])}
+    row.update({key: float(r[key]) for key in _FLOATS})
+    row["acc_seeds"] = [float(x) for x in r["acc_seeds"].split()]
+    return row
+
+
+def _claim_row(r: dict) -> dict:
+    row = dict(r)
+    for key in ("T", "seeds", "windows"):
+        row[key] = int(r[key])
+    for key in ("difference", "low", "high"):
+        row[key] = float(r[key])
+    row["per_seed"] = [float(x) for x in r["per_seed"].split()]
+    row["su"] = float(r["su"]) if r["su"] != "" else None
+    return row
 
 
 def variant_names() -> list[str]:

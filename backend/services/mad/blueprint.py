@@ -83,4 +83,4 @@ def simulate_endpoint(body: SimulateParams):
 @bp.get("/mad")
 def page() -> str:
     caps = {k: current_app.config[k] for k in current_app.config if k.startswith("MAD_")}
-    return render_template("mad/simulate.html", caps=caps)
+    return render_template("mad/simulate.html", caps=caps, work_per_second=caps["MAD_WORK_PER_SECOND"])

@@ -13,6 +13,7 @@ import numpy as np
 from backend.services.mad.loops import Progress, SimConfig, SimResult, estimate_work, simulate
 
 REFERENCE_REPLICATES = 64  # chains per point of the real-only curve E FD(n)
+REFERENCE_CHUNK_ELEMENTS = 2_000_000  # numbers per training array of one reference fit (16 MB in float64)
 
 
 def reference_sizes(cfg: SimConfig) -> np.ndarray:
@@ -23,17 +24,35 @@ def reference_sizes(cfg: SimConfig) -> np.ndarray:
     return np.unique(np.geomspace(low, high, 28).astype(int))
 
 
-def _reference_configs(cfg: SimConfig, sizes: np.ndarray, replicates: int, seed: int) -> list[SimConfig]:
-    return [
-        replace(cfg, loop="fully_synthetic", n_ini=int(n), generations=1, replicates=replicates, metrics=(),
-                scatter_points=0, seed=seed * 100003 + i)
-        for i, n in enumerate(sizes)
-    ]
+def _reference_configs(
+    cfg: SimConfig, sizes: np.ndarray, replicates: int, seed: int
+) -> list[tuple[int, SimConfig]]:
+    """(index into sizes, configuration) of every real-only fit, in order.
+
+    The chains of one size are split into chunks of at most ``REFERENCE_CHUNK_ELEMENTS`` numbers per
+    training array (at least one chain), so the curve's memory stays bounded however large n_real + n_synth
+    and d are (the Fig. 10 setting reaches 64 x 8000 x 100 = 5.1e7 numbers in one piece).
+    """
+    out = []
+    for i, n in enumerate(sizes):
+        per_chain = int(n) * cfg.dim
+        chunk = int(min(replicates, max(1, REFERENCE_CHUNK_ELEMENTS // per_chain)))
+        for j, start in enumerate(range(0, replicates, chunk)):
+            out.append((i, replace(
+                cfg, loop="fully_synthetic", n_ini=int(n), generations=1, replicates=min(chunk, replicates - start),
+                metrics=(), scatter_points=0, seed=seed * 100003 + i + 1000 * j,
+            )))
+    return out
+
+
+def reference_peak_elements(cfg: SimConfig, replicates: int = REFERENCE_REPLICATES) -> int:
+    """The largest training array (chains x n x d) the real-only curve holds at once."""
+    return max(c.replicates * c.n_ini * c.dim for _, c in _reference_configs(cfg, reference_sizes(cfg), replicates, 0))
 
 
 def reference_work(cfg: SimConfig, replicates: int = REFERENCE_REPLICATES) -> float:
     """Estimated work of the real-only curve that n_e needs (same units as ``estimate_work``)."""
-    return sum(estimate_work(c) for c in _reference_configs(cfg, reference_sizes(cfg), replicates, 0))
+    return sum(estimate_work(c) for _, c in _reference_configs(cfg, reference_sizes(cfg), replicates, 0))
 
 
 def real_only_fd_curve(
@@ -41,13 +60,14 @@ def real_only_fd_curve(
     progress: Progress | None = None,
 ) -> np.ndarray:
     """E FD of ``cfg.model`` fitted on n real samples, for each n in ``sizes`` (Monte-Carlo, mean over replicates)."""
-    values = []
-    configs = _reference_configs(cfg, np.asarray(sizes), replicates, seed)
-    for i, one in enumerate(configs):
-        values.append(simulate(one).per_replicate["fd"][0].mean())
+    sizes = np.asarray(sizes)
+    runs = _reference_configs(cfg, sizes, replicates, seed)
+    fds: list[list[np.ndarray]] = [[] for _ in sizes]
+    for k, (i, one) in enumerate(runs):
+        fds[i].append(simulate(one).per_replicate["fd"][0])
         if progress:
-            progress((i + 1) / len(configs), f"real-only reference fit {i + 1}/{len(configs)}")
-    return np.asarray(values)
+            progress((k + 1) / len(runs), f"real-only reference fit {k + 1}/{len(runs)}")
+    return np.asarray([np.concatenate(parts).mean() for parts in fds])
 
 
 def invert_curve(sizes: np.ndarray, curve: np.ndarray, level: float) -> float:

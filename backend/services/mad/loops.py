@@ -24,14 +24,18 @@ from threadpoolctl import threadpool_limits
 
 from backend.services.mad import metrics as M
 from backend.services.mad import models as mdl
+from backend.services.mad.cost import W2_POINTS, estimate_seconds, estimate_work  # noqa: F401 (re-exported)
+from backend.services.mad.flow import Flow, FlowSettings, fit_flow
 from backend.services.mad.targets import GaussianTarget, MixtureTarget, Target
 from backend.services.mad.theory import theory_columns
 
-ModelName = Literal["gaussian", "gaussian-diag", "gmm", "kde"]
+ModelName = Literal["gaussian", "gaussian-diag", "gmm", "kde", "flow"]
 LoopName = Literal["fully_synthetic", "synthetic_augmentation", "fresh_data"]
 SourceName = Literal["last", "last_k", "accumulate"]
 # Optional metric groups; the moment metrics (mean_err2, trace_cov, logdet, fd, fd_sampler) are always on.
-EXTRA_METRICS = ("pr", "modes", "w2")
+# nll: mean negative log-likelihood of held-out real points under the fitted model (models with a density).
+EXTRA_METRICS = ("pr", "modes", "w2", "nll")
+DENSITY_MODELS = ("gaussian", "gaussian-diag", "gmm", "flow")
 
 Progress = Callable[[float, str], None]
 
@@ -53,6 +57,11 @@ class SimConfig:
     gmm_components: int | None = None  # default: the target's number of modes (1 for a Gaussian)
     em_iters: int = 60
     kde_bandwidth: float | None = None  # default: Scott's rule on the first real set, then kept fixed
+    flow_layers: int = 8  # RealNVP coupling layers (flow.py)
+    flow_hidden: int = 64
+    flow_steps: int = 800  # Adam steps per generation
+    flow_batch: int = 256
+    flow_lr: float = 1e-3
     metrics: tuple[str, ...] | None = None  # extra groups from EXTRA_METRICS; None = defaults for the target
     n_eval: int = 1000
     eval_replicates: int | None = None  # sample-based metrics on the first this-many chains (None: up to 16)
@@ -80,6 +89,18 @@ class SimConfig:
             raise ValueError("eval_replicates must be >= 1")
         if ("pr" in self.extra_metrics) and self.n_eval <= self.k_nn:
             raise ValueError("n_eval must exceed k_nn for precision/recall")
+        if "nll" in self.extra_metrics and self.model not in DENSITY_MODELS:
+            raise ValueError(f"the nll metric needs a model with a density ({', '.join(DENSITY_MODELS)})")
+        if self.model == "flow":
+            if self.dim < 2:
+                raise ValueError("the flow model needs dim >= 2 (coupling layers split the coordinates)")
+            if min(self.flow_layers, self.flow_hidden, self.flow_steps, self.flow_batch) < 1 or not self.flow_lr > 0:
+                raise ValueError("flow layers, hidden, steps and batch must be >= 1 and flow_lr > 0")
+
+    @property
+    def flow_settings(self) -> FlowSettings:
+        return FlowSettings(layers=self.flow_layers, hidden=self.flow_hidden, steps=self.flow_steps,
+                            batch=self.flow_batch, lr=self.flow_lr)
 
     @property
     def ddof(self) -> int:
@@ -116,39 +137,12 @@ class SimConfig:
     def extra_metrics(self) -> tuple[str, ...]:
         if self.metrics is not None:
             return tuple(self.metrics)
+        density = ("nll",) if self.model == "flow" else ()
         if isinstance(self.target, MixtureTarget):
-            return ("pr", "modes")
-        return ("pr",) if self.dim <= 20 else ()
+            return ("pr", "modes", *density)
+        return ("pr", *density) if self.dim <= 20 else density
 
 
-def estimate_work(cfg: SimConfig) -> float:
-    """Estimated cost of a run (the quantity the API caps), in units of which one core does ~5e9 per second.
-
-    Per replicate and generation: the fit with its sampling, and on the evaluated chains the sample-based
-    metrics. The constants were measured (numpy, one BLAS thread): a fixed per-chain overhead dominates
-    small problems (eigh of tiny matrices, short reductions), and precision/recall costs ~650 units per pair
-    of points whatever the dimension (partition and comparisons more than the distance products).
-    """
-    d = cfg.dim
-    n = max(cfg.n_ini, cfg.training_size)
-    if cfg.model == "gaussian":
-        fit = 20_000 + n * (d * d + 40 * d) + 10 * d**3
-    elif cfg.model == "gmm":
-        fit = 20_000 + cfg.em_iters * n * cfg.components * (1700 + 40 * d * d)
-    else:
-        fit = 2_000 + 40 * n * d
-    extra = 0.0
-    extras = cfg.extra_metrics
-    if "pr" in extras:
-        extra += cfg.n_eval**2 * (650 + 6 * d)
-    if "modes" in extras:
-        extra += 40 * cfg.n_eval * d * (1 if cfg.target.modes is None else cfg.target.modes.shape[0])
-    if "w2" in extras:
-        extra += 5 * min(cfg.n_eval, W2_POINTS) ** 3
-    return float(cfg.generations) * (cfg.replicates * fit + cfg.eval_chains * extra)
-
-
-W2_POINTS = 500  # empirical W2 uses at most this many points per side (O(n^3) assignment)
 
 
 @dataclass
@@ -188,6 +182,8 @@ def _head(model: mdl.Model, count: int) -> mdl.Model:
         return mdl.GaussianDiag(model.mu[:count], model.var[:count])
     if isinstance(model, mdl.GMM):
         return mdl.GMM(model.weights[:count], model.means[:count], model.covs[:count])
+    if isinstance(model, Flow):
+        return model.head(count)
     return mdl.KDE(model.points[:count], model.h[:count])
 
 
@@ -198,6 +194,8 @@ def _fit(cfg: SimConfig, x: np.ndarray, rng: np.random.Generator, bandwidth: np.
         return mdl.fit_gaussian(x, ddof=cfg.ddof, diag=True)
     if cfg.model == "gmm":
         return mdl.fit_gmm(x, cfg.components, rng, iters=cfg.em_iters)
+    if cfg.model == "flow":
+        return fit_flow(x, rng, cfg.flow_settings)
     return mdl.KDE(x, bandwidth)
 
 
@@ -274,12 +272,14 @@ def simulate(cfg: SimConfig, progress: Progress | None = None, *, blas_threads: 
         names += ["modes_covered", "hq_frac"]
     if "w2" in extras:
         names.append("w2")
-    sample_based = {"precision", "recall", "modes_covered", "hq_frac", "w2"}
+    if "nll" in extras:
+        names.append("nll")
+    sample_based = {"precision", "recall", "modes_covered", "hq_frac", "w2", "nll"}
     E = cfg.eval_chains
     out = {name: np.empty((T, E if name in sample_based else R)) for name in names}
-    need_samples = any(name in sample_based for name in names) or cfg.scatter_points > 0
+    need_samples = any(name in sample_based - {"nll"} for name in names) or cfg.scatter_points > 0
     real_eval = radii = None
-    if "pr" in extras or "w2" in extras:
+    if "pr" in extras or "w2" in extras or "nll" in extras:
         real_eval = target.sample(eval_rng, (E, cfg.n_eval))
     if "pr" in extras:
         radii = [M.knn_radii(real_eval[j], cfg.k_nn) for j in range(E)]
@@ -298,6 +298,8 @@ def simulate(cfg: SimConfig, progress: Progress | None = None, *, blas_threads: 
             out["modal_var"][i] = model.modal_variance()
         if gmm_vs_mixture:
             out["l2"][i] = M.gmm_l2(model.weights, model.means, model.covs, *target_mix)
+        if "nll" in extras:
+            out["nll"][i] = -_head(model, E).log_prob(real_eval).mean(axis=1)
         if need_samples:
             fake = _head(model, E).sample(eval_rng, max(cfg.n_eval, cfg.scatter_points), cfg.lam)
             fake_eval = fake[:, : cfg.n_eval]

@@ -51,6 +51,15 @@ class GaussianFull:
     def logdet(self) -> np.ndarray:
         return _logdet_from_eigs(self.eig[0])
 
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """log N(x; mu_r, Sigma_r) for points x (R, n, d): (R, n); -inf for a singular Sigma."""
+        w, v = self.eig
+        singular = _logdet_from_eigs(w) == -np.inf
+        safe = np.where(singular[:, None], 1.0, np.clip(w, 1e-300, None))
+        z = ((x - self.mu[:, None, :]) @ v) / np.sqrt(safe)[:, None, :]
+        out = -0.5 * ((z**2).sum(axis=2) + np.log(safe).sum(axis=1)[:, None] + x.shape[2] * np.log(2 * np.pi))
+        return np.where(singular[:, None], -np.inf, out)
+
     def sample(self, rng: np.random.Generator, n: int, lam: float = 1.0) -> np.ndarray:
         # Eigen square root, not Cholesky: Sigma is singular when n <= d and numerically 0 after collapse.
         w, v = self.eig
@@ -78,6 +87,14 @@ class GaussianDiag:
 
     def logdet(self) -> np.ndarray:
         return _logdet_from_eigs(self.var)
+
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """log density of points x (R, n, d): (R, n); -inf for a zero variance."""
+        singular = _logdet_from_eigs(self.var) == -np.inf
+        var = np.where(singular[:, None], 1.0, self.var)[:, None, :]
+        out = -0.5 * (((x - self.mu[:, None, :]) ** 2 / var).sum(axis=2) + np.log(var).sum(axis=2)
+                      + x.shape[2] * np.log(2 * np.pi))
+        return np.where(singular[:, None], -np.inf, out)
 
     def sample(self, rng: np.random.Generator, n: int, lam: float = 1.0) -> np.ndarray:
         z = rng.standard_normal((self.mu.shape[0], n, self.mu.shape[1]))
@@ -124,7 +141,13 @@ class GMM:
         d = self.means.shape[2]
         return np.einsum("rk,rk->r", self.weights, np.trace(self.covs, axis1=2, axis2=3)) / d
 
+    def log_prob(self, x: np.ndarray) -> np.ndarray:
+        """log density of points x (R, n, d) under each replicate's mixture: (R, n)."""
+        return _log_resp(x, self)[1]
+
     def sample(self, rng: np.random.Generator, n: int, lam: float = 1.0) -> np.ndarray:
+        # Sampling bias for a mixture: every component's covariance times lam, weights unchanged. This is OUR
+        # choice (spec Sec. 6 [design]); the paper's GMM runs (App. B.2) are unbiased and it gives no GMM lam.
         r, k, d = self.means.shape
         u = rng.random((r, n, 1))
         comp = np.minimum((u > np.cumsum(self.weights, axis=1)[:, None, :]).sum(axis=2), k - 1)
@@ -243,14 +266,22 @@ class KDE:
 
     points: np.ndarray
     h: np.ndarray
+    _point_moments: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+
+    def _moments(self) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and MLE covariance of the points, computed once (trace, log det and both FDs reuse them)."""
+        if self._point_moments is None:
+            mu = self.points.mean(axis=1)
+            pc = self.points - mu[:, None, :]
+            self._point_moments = (mu, np.swapaxes(pc, 1, 2) @ pc / self.points.shape[1])
+        return self._point_moments
 
     def mean(self) -> np.ndarray:
-        return self.points.mean(axis=1)
+        return self._moments()[0]
 
     def cov(self, lam: float = 1.0) -> np.ndarray:
-        pc = self.points - self.mean()[:, None, :]
         d = self.points.shape[2]
-        return np.swapaxes(pc, 1, 2) @ pc / self.points.shape[1] + (lam * self.h**2)[:, None, None] * np.eye(d)
+        return self._moments()[1] + (lam * self.h**2)[:, None, None] * np.eye(d)
 
     def trace(self) -> np.ndarray:
         return np.trace(self.cov(), axis1=1, axis2=2)
@@ -271,4 +302,4 @@ def scott_bandwidth(x: np.ndarray) -> np.ndarray:
     return np.sqrt(x.var(axis=1, ddof=1).mean(axis=1)) * n ** (-1.0 / (d + 4))
 
 
-Model = GaussianFull | GaussianDiag | GMM | KDE
+Model = GaussianFull | GaussianDiag | GMM | KDE  # and flow.Flow (torch), kept in its own module

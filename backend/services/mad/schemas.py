@@ -9,10 +9,12 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from backend.services.mad.effective import REFERENCE_REPLICATES, reference_sizes, reference_work
-from backend.services.mad.loops import EXTRA_METRICS, SimConfig, estimate_work
+from backend.services.mad.cost import WORK_PER_SECOND, estimate_work
+from backend.services.mad.effective import reference_peak_elements, reference_sizes, reference_work
+from backend.services.mad.flow import elements_per_chain
+from backend.services.mad.loops import EXTRA_METRICS, SimConfig
 from backend.services.mad.targets import GaussianTarget, gaussian, grid25, ring
 from backend.web.caps import Over, capped_by, first_over, fmt, refuse
 
@@ -24,8 +26,11 @@ MAX_COV_ENTRY = 1e6  # keeps every product in the fit and the Frechet distance f
 class SimulateParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: Literal["gaussian", "gaussian-diag", "gmm", "kde"] = Field(
-        default="gaussian", description="full or diagonal Gaussian, Gaussian mixture (EM each generation), KDE"
+    model: Literal["gaussian", "gaussian-diag", "gmm", "kde", "flow"] = Field(
+        default="gaussian",
+        description="full or diagonal Gaussian, Gaussian mixture (EM each generation), KDE, or a small RealNVP "
+        "normalizing flow trained by Adam each generation (torch; dim >= 2, at most MAD_MAX_FLOW_DIM; "
+        "a misspecified learned generator)",
     )
     target: Literal["gaussian", "grid25", "ring"] = Field(
         default="gaussian", description="N(0, target_cov), the 5x5 grid of Gaussians, or a ring of 8 (both 2-D)"
@@ -38,7 +43,13 @@ class SimulateParams(BaseModel):
         default=None, description="covariance of the Gaussian target (dim x dim, symmetric PSD); default identity"
     )
     loop: Literal["fully_synthetic", "synthetic_augmentation", "fresh_data"] = "fully_synthetic"
-    lam: float = Field(default=1.0, gt=0, le=1, description="sampling bias lambda in (0, 1]")
+    lam: float = Field(
+        default=1.0, gt=0, le=1,
+        description="sampling bias lambda in (0, 1]. Gaussian: samples from N(mu, lam Sigma) and flow: latent "
+        "N(0, lam I), as in the paper; GMM: every component's covariance scaled by lam and KDE: kernel variance "
+        "lam h^2 (our choices: the paper gives no GMM or KDE mechanism)",
+    )
+    generations: int = Field(default=20, ge=1, json_schema_extra=capped_by("MAD_MAX_GENERATIONS", "generations"))
     n_ini: int = Field(
         default=100, ge=2, description="real samples of generation 1 (the fixed set in augmentation)",
         json_schema_extra=capped_by("MAD_MAX_SAMPLES", "initial real samples (n_ini)"),
@@ -51,7 +62,6 @@ class SimulateParams(BaseModel):
         default=100, ge=0, description="synthetic samples per generation",
         json_schema_extra=capped_by("MAD_MAX_SAMPLES", "synthetic samples (n_synth)"),
     )
-    generations: int = Field(default=20, ge=1, json_schema_extra=capped_by("MAD_MAX_GENERATIONS", "generations"))
     replicates: int = Field(
         default=8, ge=1, description="independent chains; rows average over them",
         json_schema_extra=capped_by("MAD_MAX_REPLICATES", "replicates"),
@@ -69,10 +79,22 @@ class SimulateParams(BaseModel):
     kde_bandwidth: float | None = Field(
         default=None, gt=0, le=1e6, description="default: Scott's rule on the first real set"
     )
-    metrics: list[Literal["pr", "modes", "w2"]] | None = Field(
+    flow_layers: int = Field(
+        default=8, ge=1, description="flow: affine coupling layers", json_schema_extra=capped_by("MAD_MAX_FLOW_LAYERS", "flow layers")
+    )
+    flow_hidden: int = Field(
+        default=64, ge=1, description="flow: hidden width of each coupling's MLP",
+        json_schema_extra=capped_by("MAD_MAX_FLOW_HIDDEN", "hidden units per flow layer"),
+    )
+    flow_steps: int = Field(
+        default=800, ge=1, description="flow: Adam steps (batch 256, learning rate 1e-3) per generation",
+        json_schema_extra=capped_by("MAD_MAX_FLOW_STEPS", "flow steps per generation"),
+    )
+    metrics: list[Literal["pr", "modes", "w2", "nll"]] | None = Field(
         default=None,
-        description="extra metric groups: precision/recall (k=5), modes covered, empirical W2; "
-        "default pr+modes for mixtures, pr for dim <= 20",
+        description="extra metric groups: precision/recall (k=5), modes covered, empirical W2, held-out real "
+        "negative log-likelihood (not for kde); default pr+modes for mixtures, pr for dim <= 20, plus nll "
+        "for the flow",
     )
     n_eval: int = Field(
         default=1000, ge=10, description="samples per chain for the sample-based metrics",
@@ -93,30 +115,65 @@ class SimulateParams(BaseModel):
         default="auto", description="auto: answer small runs directly and start a job for larger ones"
     )
 
-    @model_validator(mode="after")
-    def _shape(self) -> SimulateParams:
-        if self.target != "gaussian":
-            if self.dim != 2:
-                raise ValueError(f"the {self.target} target is 2-D: set dim to 2")
-            if self.target_cov is not None:
-                raise ValueError("target_cov only applies to the gaussian target")
-        if self.target_cov is not None:
-            cov = np.asarray(self.target_cov, dtype=float)
-            if cov.shape != (self.dim, self.dim):
-                raise ValueError(f"target_cov must be {self.dim}x{self.dim}")
-            if not np.all(np.isfinite(cov)) or np.abs(cov).max() > MAX_COV_ENTRY:
-                raise ValueError(f"target_cov entries must be finite with |value| <= {MAX_COV_ENTRY:g}")
-            if not np.allclose(cov, cov.T, atol=1e-9 * max(1.0, np.abs(cov).max())):
-                raise ValueError("target_cov must be symmetric")
-            if np.linalg.eigvalsh(cov).min() < -1e-9 * max(1.0, np.abs(cov).max()):
-                raise ValueError("target_cov must be positive semi-definite")
-        if self.effective_sample_size and self.loop != "fresh_data":
-            raise ValueError("effective_sample_size is defined for the fresh_data loop only")
-        if self.loop == "fresh_data" and self.n_real < 1:
+    # Checks that involve several fields sit on the field a user has to change, so the 422 names it (the page
+    # shows the message under that control). Fields validate in declaration order: info.data holds the earlier
+    # ones that were valid.
+    @field_validator("dim")
+    @classmethod
+    def _dim_fits_target_and_model(cls, dim: int, info: ValidationInfo) -> int:
+        target = info.data.get("target", "gaussian")
+        if target != "gaussian" and dim != 2:
+            raise ValueError(f"the {target} target is 2-D: set dim to 2")
+        if info.data.get("model") == "flow" and dim < 2:
+            raise ValueError("the flow model needs dim >= 2 (its coupling layers split the coordinates)")
+        return dim
+
+    @field_validator("target_cov")
+    @classmethod
+    def _valid_covariance(cls, value: list[list[float]] | None, info: ValidationInfo) -> list[list[float]] | None:
+        if value is None:
+            return value
+        if info.data.get("target", "gaussian") != "gaussian":
+            raise ValueError("target_cov only applies to the gaussian target")
+        dim = info.data.get("dim")
+        cov = np.asarray(value, dtype=float) if all(len(row) == len(value) for row in value) else None
+        if cov is None or dim is None or cov.shape != (dim, dim):
+            raise ValueError(f"target_cov must be a {dim}x{dim} matrix (dim x dim)")
+        if not np.all(np.isfinite(cov)) or np.abs(cov).max() > MAX_COV_ENTRY:
+            raise ValueError(f"target_cov entries must be finite with |value| <= {MAX_COV_ENTRY:g}")
+        if not np.allclose(cov, cov.T, atol=1e-9 * max(1.0, np.abs(cov).max())):
+            raise ValueError("target_cov must be symmetric")
+        if np.linalg.eigvalsh(cov).min() < -1e-9 * max(1.0, np.abs(cov).max()):
+            raise ValueError("target_cov must be positive semi-definite")
+        return value
+
+    @field_validator("n_real")
+    @classmethod
+    def _fresh_needs_real(cls, n_real: int, info: ValidationInfo) -> int:
+        if info.data.get("loop") == "fresh_data" and n_real < 1:
             raise ValueError("the fresh_data loop needs n_real >= 1")
-        if self.generations > 1 and self.loop == "fully_synthetic" and self.n_synth < 2:
+        return n_real
+
+    @field_validator("n_synth")
+    @classmethod
+    def _fully_synthetic_needs_samples(cls, n_synth: int, info: ValidationInfo) -> int:
+        if info.data.get("loop") == "fully_synthetic" and info.data.get("generations", 1) > 1 and n_synth < 2:
             raise ValueError("the fully_synthetic loop needs n_synth >= 2")
-        return self
+        return n_synth
+
+    @field_validator("metrics")
+    @classmethod
+    def _nll_needs_density(cls, metrics: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        if metrics and "nll" in metrics and info.data.get("model") == "kde":
+            raise ValueError("the nll metric needs a model with a density (not kde)")
+        return metrics
+
+    @field_validator("effective_sample_size")
+    @classmethod
+    def _fresh_only(cls, wanted: bool, info: ValidationInfo) -> bool:
+        if wanted and info.data.get("loop") != "fresh_data":
+            raise ValueError("effective_sample_size is defined for the fresh_data loop only")
+        return wanted
 
     def check_caps(self, settings: Mapping[str, Any]) -> None:
         check_run_caps(self, settings)
@@ -150,6 +207,9 @@ class SimulateParams(BaseModel):
             gmm_components=self.gmm_components,
             em_iters=self.em_iters,
             kde_bandwidth=self.kde_bandwidth,
+            flow_layers=self.flow_layers,
+            flow_hidden=self.flow_hidden,
+            flow_steps=self.flow_steps,
             metrics=None if self.metrics is None else tuple(dict.fromkeys(self.metrics)),
             n_eval=self.n_eval,
             eval_replicates=self.eval_replicates,
@@ -175,6 +235,10 @@ def check_run_caps(params: SimulateParams, caps: Mapping[str, Any]) -> None:
         refuse("MAD_MAX_GMM_DIM", params.dim, caps, noun="dimensions", field="dim",
                said=f"a mixture model in {fmt(params.dim)} dimensions",
                fix=f"use at most {fmt(caps['MAD_MAX_GMM_DIM'])} dimensions, or another model")
+    if params.model == "flow":
+        refuse("MAD_MAX_FLOW_DIM", params.dim, caps, noun="dimensions", field="dim",
+               said=f"a flow model in {fmt(params.dim)} dimensions",
+               fix=f"use at most {fmt(caps['MAD_MAX_FLOW_DIM'])} dimensions, or another model")
     if params.scatter_points is not None:
         most = max(0, caps["MAD_MAX_SCATTER_TOTAL"] // params.generations)
         refuse("MAD_MAX_SCATTER_TOTAL", params.scatter_points * params.generations, caps, noun="points",
@@ -194,15 +258,25 @@ def check_run_caps(params: SimulateParams, caps: Mapping[str, Any]) -> None:
            field="n_synth" if growing else "replicates",
            said=f"{fmt(cfg.replicates)} replicates x {fmt(size)} samples x {fmt(cfg.dim)} dimensions",
            fix=f"use at most {fmt(most)} replicates, or fewer samples")
+    if cfg.model == "flow":  # parameters, gradients, Adam's moments and activations of every chain's flow
+        per_chain = elements_per_chain(cfg.dim, cfg.flow_settings)
+        refuse("MAD_MAX_ARRAY_ELEMENTS", cfg.replicates * per_chain, caps, noun="numbers held at once", budget=True,
+               field="replicates",
+               said=f"training {fmt(cfg.replicates)} flows of {fmt(per_chain)} numbers each (weights, Adam state, "
+                    "activations)",
+               fix=f"use at most {fmt(max(1, caps['MAD_MAX_ARRAY_ELEMENTS'] // per_chain))} replicates, or a "
+                   "smaller flow")
     if params.effective_sample_size:  # the reference fits go up to 8 (n_real + n_synth) real samples
         largest = int(reference_sizes(cfg)[-1])
         refuse("MAD_MAX_TRAINING_SET", largest, caps, noun="samples", field="effective_sample_size",
                said=f"the real-only reference fit of {fmt(largest)} samples that n_e needs",
                fix="use a smaller n_real + n_synth, or leave n_e off")
-        refuse("MAD_MAX_ARRAY_ELEMENTS", REFERENCE_REPLICATES * largest * cfg.dim, caps,
-               noun="numbers held at once", budget=True, field="effective_sample_size",
-               said=f"estimating n_e ({REFERENCE_REPLICATES} reference fits x {fmt(largest)} samples x "
-                    f"{fmt(cfg.dim)} dimensions)",
+        # The curve's chains run in chunks, so what it holds at once is its largest chunk (usually far below the cap).
+        peak = reference_peak_elements(cfg)
+        refuse("MAD_MAX_ARRAY_ELEMENTS", peak, caps, noun="numbers held at once", budget=True,
+               field="effective_sample_size",
+               said=f"estimating n_e (reference fits of up to {fmt(largest)} samples x {fmt(cfg.dim)} dimensions, "
+                    f"{fmt(peak)} numbers in its largest chunk)",
                fix="use a smaller n_real + n_synth, or leave n_e off")
     work = total_work(params, cfg)
     per_replicate = work / cfg.replicates
@@ -242,6 +316,7 @@ def result_payload(
         "bandwidth": result.bandwidth,
         "eval_replicates": cfg.eval_chains if any(m in cfg.extra_metrics for m in EXTRA_METRICS) else 0,
         "work": work,
+        "estimated_s": round(work / WORK_PER_SECOND, 3),
         "effective": None if effective is None else effective_payload(effective),
         "elapsed_s": elapsed_s,
         "job_id": None,
@@ -276,7 +351,11 @@ class SimulateResponse(BaseModel):
     target_trace: float | None = None
     bandwidth: float | None = Field(default=None, description="KDE bandwidth used")
     eval_replicates: int | None = None
-    work: float = Field(description="estimated floating-point work (capped by MAD_MAX_WORK)")
+    work: float = Field(
+        description="estimated work in units of 5e9 per predicted second on one idle core (capped by MAD_MAX_WORK; "
+        "over MAD_SYNC_MAX_WORK a run becomes a job)"
+    )
+    estimated_s: float | None = Field(default=None, description="the same estimate in seconds (calibrated per model)")
     elapsed_s: float | None = None
     job_id: str | None = Field(default=None, description="queued: the mad.simulate job")
     job_key: str | None = Field(default=None, description="queued: the job's key (status_url carries it)")

@@ -154,7 +154,12 @@ def fd_real_only_approx(d: int, n: int) -> float:
 
 
 def admissible_threshold(d: int, lam: float) -> float:
-    """Phase-transition heuristic n_s* ~= (d+5)/(1-lam)^2 (independent of n_r; inf at lam = 1)."""
+    """OUR phase-transition heuristic n_s* ~= (d+5)/(1-lam)^2 (independent of n_r; inf at lam = 1).
+
+    Derived in the spec (Sec. 2.2, a leading-order balance for isotropic Gaussians with n_s << n_r), not in the
+    paper: the paper's claim (Figs. 11-12) is only qualitative (the admissible n_s levels off as n_r grows and
+    falls as lam decreases).
+    """
     return float("inf") if lam >= 1 else (d + 5) / (1 - lam) ** 2
 
 

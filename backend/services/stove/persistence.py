@@ -12,12 +12,13 @@ The database files are created 0600 (they hold names and addresses).
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from backend.private_files import private_sqlite_file
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS burners (
@@ -172,14 +173,7 @@ class StoveStore:
         self.audit_keep_days = float(audit_keep_days)
         self.audit_min_rows = int(audit_min_rows)
         self.refusals_max_rows = int(refusals_max_rows)
-        directory = os.path.dirname(os.path.abspath(path))
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-        # Create the file 0600 before SQLite does (it would follow the umask); its -wal/-shm files copy the
-        # mode. Files left readable by others by an older version are tightened.
-        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
-        for name in (path, path + "-wal", path + "-shm"):
-            if os.path.exists(name) and os.stat(name).st_mode & 0o077:
-                os.chmod(name, 0o600)
+        private_sqlite_file(path)
         conn = self._connect()
         try:
             conn.execute("PRAGMA journal_mode=WAL")

@@ -22,7 +22,9 @@ So the hot path here:
 The ``str`` access uses numba's own unicode helpers (``_get_code_point``, ``_empty_string``,
 ``_set_code_point``, internal but stable since numba 0.4x); the tests cover every string kind (1, 2 and 4 bytes
 per code point). The kernels are the same algorithms as ``kernels.py`` (which keeps the hash-trie versions, FFBS and the
-by-end edge orders as independent references); the tests compare both in float64.
+by-end edge orders as independent references); the tests compare both in float64. Each kernel repeats the
+trie walk inline on purpose: a shared walker taking the edge action as a first-class function costs numba an
+indirect call per lattice edge, where the inlined walk is a few instructions.
 """
 
 from __future__ import annotations

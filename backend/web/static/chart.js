@@ -5,6 +5,14 @@
  *   errors: [[low, high], ...] per point, lower/upper: per bar; drawn as interval whiskers.
  *   drawHeatmap(canvas, matrix, opts)     matrix: rows of numbers; opts.xLabel/yLabel/title
  * opts: {title, xLabel, yLabel, logY, xMin, xMax, yMin, yMax}. Each call redraws the whole canvas.
+ * Line charts and scatters also take (all optional; without them a chart looks as before):
+ *   legend: "inside" (default: top left of the plot), "below" (rows under the x label: never over a curve), "none"
+ *   logX: a base (e.g. 2): x on a log scale, ticks at its powers, labelled in data units
+ *   xTicks: [x, ...] tick positions in data units (instead of automatic ones)
+ *   markers: [{x, label, color?}] dashed vertical reference lines (e.g. the training length), label at the top
+ * After drawing, a line chart describes its layout on the canvas (for tests and tools): data-legend (where the
+ * legend went), data-plot ("left,top,width,height" of the plot box in CSS px), data-legend-top (y of the first
+ * legend row, "below" only), data-x-ticks (the x tick labels, "|"-separated), data-markers (marker labels).
  */
 (function (global) {
   "use strict";
@@ -42,35 +50,59 @@
     return Number(v.toPrecision(4)).toString();
   }
 
-  function labels(ctx, width, height, opts) {
+  function labels(ctx, width, height, opts, bottom) {
+    // bottom: the plot's bottom padding (the x label sits just above its lower edge)
+    const padBottom = bottom === undefined ? PAD.bottom : bottom;
     ctx.fillStyle = "#1d2330";
     if (opts.title) { ctx.font = "bold 13px system-ui, sans-serif"; ctx.textAlign = "center"; ctx.fillText(opts.title, width / 2, 16); }
     ctx.font = "12px system-ui, sans-serif";
-    if (opts.xLabel) { ctx.textAlign = "center"; ctx.fillText(opts.xLabel, PAD.left + (width - PAD.left - PAD.right) / 2, height - 8); }
+    if (opts.xLabel) { ctx.textAlign = "center"; ctx.fillText(opts.xLabel, PAD.left + (width - PAD.left - PAD.right) / 2, height - padBottom + PAD.bottom - 8); }
     if (opts.yLabel) {
-      ctx.save(); ctx.translate(13, PAD.top + (height - PAD.top - PAD.bottom) / 2); ctx.rotate(-Math.PI / 2);
+      ctx.save(); ctx.translate(13, PAD.top + (height - PAD.top - padBottom) / 2); ctx.rotate(-Math.PI / 2);
       ctx.textAlign = "center"; ctx.fillText(opts.yLabel, 0, 0); ctx.restore();
     }
+  }
+
+  // Legend items laid out in rows of the given width: [{name, color, dashed, x, row}], and the row count.
+  function legendRows(ctx, items, width) {
+    ctx.font = "12px system-ui, sans-serif";
+    let x = 0, row = 0;
+    const placed = items.filter((it) => it[0]).map(([name, color, dashed]) => {
+      const w = 24 + ctx.measureText(name).width + 14;
+      if (x > 0 && x + w > width) { x = 0; row += 1; }
+      const item = { name, color, dashed, x, row };
+      x += w;
+      return item;
+    });
+    return { placed, rows: placed.length ? row + 1 : 0 };
   }
 
   function xyPlot(canvas, series, opts, asDots) {
     opts = opts || {};
     const { ctx, width, height } = setup(canvas);
     const ty = (y) => (opts.logY ? Math.log10(y) : y);
+    const logX = opts.logX ? (opts.logX === true ? 10 : Number(opts.logX)) : 0;
+    const tx = (x) => (logX ? Math.log(x) / Math.log(logX) : x);
+    const okX = (x) => isFinite(x) && (!logX || x > 0);
     const pts = [];
     series.forEach((s) => s.points.forEach(([x, y], j) => {
-      if (isFinite(x) && isFinite(y) && (!opts.logY || y > 0)) pts.push([x, ty(y)]);
-      if (s.errors && s.errors[j]) s.errors[j].forEach((e) => { if (isFinite(x) && isFinite(e)) pts.push([x, ty(e)]); });
+      if (okX(x) && isFinite(y) && (!opts.logY || y > 0)) pts.push([tx(x), ty(y)]);
+      if (s.errors && s.errors[j]) s.errors[j].forEach((e) => { if (okX(x) && isFinite(e)) pts.push([tx(x), ty(e)]); });
     }));
-    labels(ctx, width, height, opts);
+    const items = series.map((s, i) => [s.name, s.color || PALETTE[i % PALETTE.length], s.dashed]);
+    const below = opts.legend === "below" ? legendRows(ctx, items, width - PAD.left - PAD.right) : null;
+    const bottom = PAD.bottom + (below && below.rows ? below.rows * 16 + 6 : 0);
+    labels(ctx, width, height, opts, bottom);
     if (!pts.length) { ctx.fillText("no data", width / 2, height / 2); return; }
-    let xMin = opts.xMin ?? Math.min(...pts.map((p) => p[0])), xMax = opts.xMax ?? Math.max(...pts.map((p) => p[0]));
+    let xMin = opts.xMin !== undefined ? tx(opts.xMin) : Math.min(...pts.map((p) => p[0]));
+    let xMax = opts.xMax !== undefined ? tx(opts.xMax) : Math.max(...pts.map((p) => p[0]));
     let yMin = opts.yMin !== undefined ? ty(opts.yMin) : Math.min(...pts.map((p) => p[1]));
     let yMax = opts.yMax !== undefined ? ty(opts.yMax) : Math.max(...pts.map((p) => p[1]));
     if (xMin === xMax) { xMin -= 1; xMax += 1; }
     if (yMin === yMax) { yMin -= Math.abs(yMin) * 0.1 || 1; yMax += Math.abs(yMax) * 0.1 || 1; }
     const padY = (yMax - yMin) * 0.05; yMin -= padY; yMax += padY;
-    const W = width - PAD.left - PAD.right, H = height - PAD.top - PAD.bottom;
+    if (logX) { const padX = (xMax - xMin) * 0.04; xMin -= padX; xMax += padX; }
+    const W = width - PAD.left - PAD.right, H = height - PAD.top - bottom;
     const X = (x) => PAD.left + ((x - xMin) / (xMax - xMin)) * W;
     const Y = (y) => PAD.top + H - ((y - yMin) / (yMax - yMin)) * H;
     ctx.strokeStyle = "#e2ded6"; ctx.fillStyle = "#5b6475"; ctx.lineWidth = 1;
@@ -80,27 +112,57 @@
       ctx.fillText(opts.logY ? fmt(Math.pow(10, t)) : fmt(t), PAD.left - 6, Y(t) + 4);
     });
     ctx.textAlign = "center";
-    niceTicks(xMin, xMax, 6).forEach((t) => ctx.fillText(fmt(t), X(t), PAD.top + H + 16));
+    let xTicks;  // [position on the (transformed) axis, label]
+    if (opts.xTicks) xTicks = opts.xTicks.filter(okX).map((x) => [tx(x), fmt(x)]);
+    else if (logX) {
+      xTicks = [];
+      for (let e = Math.ceil(xMin - 1e-9); e <= xMax + 1e-9; e++) xTicks.push([e, fmt(Math.pow(logX, e))]);
+    } else xTicks = niceTicks(xMin, xMax, 6).map((t) => [t, fmt(t)]);
+    xTicks.filter(([t]) => t >= xMin - 1e-9 && t <= xMax + 1e-9)
+      .forEach(([t, label]) => ctx.fillText(label, X(t), PAD.top + H + 16));
     ctx.strokeStyle = "#1d2330"; ctx.strokeRect(PAD.left, PAD.top, W, H);
+    (opts.markers || []).filter((m) => okX(m.x) && tx(m.x) >= xMin && tx(m.x) <= xMax).forEach((m) => {
+      const x = X(tx(m.x));
+      ctx.strokeStyle = m.color || "#5b6475"; ctx.lineWidth = 1; ctx.setLineDash([3, 3]);
+      ctx.beginPath(); ctx.moveTo(x, PAD.top); ctx.lineTo(x, PAD.top + H); ctx.stroke(); ctx.setLineDash([]);
+      if (m.label) {
+        ctx.fillStyle = m.color || "#5b6475"; ctx.font = "11px system-ui, sans-serif";
+        ctx.textAlign = x > PAD.left + W - 80 ? "right" : "left";
+        ctx.fillText(m.label, x + (ctx.textAlign === "left" ? 4 : -4), PAD.top + 12);
+        ctx.font = "12px system-ui, sans-serif";
+      }
+    });
     series.forEach((s, i) => {
       const color = s.color || PALETTE[i % PALETTE.length];
       ctx.strokeStyle = color; ctx.fillStyle = color; ctx.lineWidth = 2;
       ctx.setLineDash(s.dashed ? [6, 4] : []);
-      const valid = s.points.filter(([x, y]) => isFinite(x) && isFinite(y) && (!opts.logY || y > 0));
+      const valid = s.points.filter(([x, y]) => okX(x) && isFinite(y) && (!opts.logY || y > 0));
       if (!asDots) {
         ctx.beginPath();
-        valid.forEach(([x, y], j) => (j ? ctx.lineTo(X(x), Y(ty(y))) : ctx.moveTo(X(x), Y(ty(y)))));
+        valid.forEach(([x, y], j) => (j ? ctx.lineTo(X(tx(x)), Y(ty(y))) : ctx.moveTo(X(tx(x)), Y(ty(y)))));
         ctx.stroke();
       }
-      if (s.errors) whiskers(ctx, s.points.map(([x], j) => [X(x), s.errors[j] && Y(ty(s.errors[j][0])),
+      if (s.errors) whiskers(ctx, s.points.map(([x], j) => [okX(x) ? X(tx(x)) : NaN, s.errors[j] && Y(ty(s.errors[j][0])),
         s.errors[j] && Y(ty(s.errors[j][1]))]), color, 3);
       if (asDots || s.dots) {
         const r = s.radius || (asDots ? 2.2 : 3);
-        valid.forEach(([x, y]) => { ctx.beginPath(); ctx.arc(X(x), Y(ty(y)), r, 0, 2 * Math.PI); ctx.fill(); });
+        valid.forEach(([x, y]) => { ctx.beginPath(); ctx.arc(X(tx(x)), Y(ty(y)), r, 0, 2 * Math.PI); ctx.fill(); });
       }
     });
     ctx.setLineDash([]);
-    legend(ctx, series.map((s, i) => [s.name, s.color || PALETTE[i % PALETTE.length], s.dashed]), PAD.left + 8, PAD.top + 8);
+    const legendTop = PAD.top + H + PAD.bottom + 4;
+    if (below) {
+      below.placed.forEach((it) => legend(ctx, [[it.name, it.color, it.dashed]], PAD.left + it.x, legendTop + it.row * 16));
+    } else if (opts.legend !== "none") {
+      legend(ctx, items, PAD.left + 8, PAD.top + 8);
+    }
+    Object.assign(canvas.dataset, {
+      legend: below ? "below" : opts.legend === "none" ? "none" : "inside",
+      plot: [PAD.left, PAD.top, W, H].map(Math.round).join(","),
+      legendTop: below ? String(Math.round(legendTop - 6)) : "",
+      xTicks: xTicks.filter(([t]) => t >= xMin - 1e-9 && t <= xMax + 1e-9).map(([, label]) => label).join("|"),
+      markers: (opts.markers || []).map((m) => m.label || String(m.x)).join("|"),
+    });
   }
 
   function whiskers(ctx, segments, color, cap) {
