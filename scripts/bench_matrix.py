@@ -1,18 +1,78 @@
-"""Benchmark of the matrix service (CPU): Monarch multiply, Monarch projection, randomized SVD.
+"""Benchmark of the matrix service (CPU): Monarch multiply against dense, randomized SVD against its peers.
 
-    .venv/bin/python scripts/bench_matrix.py              # everything (~5-10 min on 2 shared cores)
-    .venv/bin/python scripts/bench_matrix.py --quick      # smaller sizes, for a smoke run
+    .venv/bin/python scripts/bench_matrix.py                  # everything (~10 min idle on 2 cores; longer loaded)
+    .venv/bin/python scripts/bench_matrix.py --quick          # smaller sizes, fewer repeats: a smoke run
+    .venv/bin/python scripts/bench_matrix.py --only multiply --profile   # the profile behind the notes below
+    .venv/bin/python scripts/bench_matrix.py --only rsvd --plot docs/figures/matrix_rsvd_error_time.png
 
-Every speed is a ratio against an anchor timed in the same run, runs are interleaved and the minimum of several
-repeats is kept, because the machine is shared. Bars (issue 7):
-  * Monarch multiply at n = 4096 (batch 2048, fp32) at least 6x faster than the dense matmul;
-  * this project's randomized SVD, at error ratio <= 1.01, no slower than scikit-learn's randomized_svd.
+Every speed is a ratio against an anchor timed in the same run, interleaved with it (each repeat runs every
+candidate once, so a load spike hits them all), with the minimum and the median of the repeats printed.
+
+Goals (issue 19): Monarch multiply at n = 4096, B = 2048, fp32 >= 16x a dense matmul (FLOP ratio 32); randomized
+SVD at rank 50, oversampling 10, 2 power iterations, n = 2000, <= 0.8x the time of the fastest peer
+(torch.svd_lowrank, scikit-learn's randomized_svd with the same iterations) at equal error. The peers are run
+at the same sketch and the same threads; library defaults are printed as a second row.
+
+Where the time goes (profile, --profile; 2-core VM, fp32, n = 4096, B = 2048, 1 thread)
+-------------------------------------------------------------------------------------
+* FLOPs: 4 n^1.5 B = 2.15 GFLOP against the dense 2 n^2 B = 68.7 GFLOP. The dense GEMM runs at the machine's
+  single-core peak (~148-160 GFLOP/s), so the FLOP floor of the Monarch multiply is ~14 ms (32x).
+* Memory: the multiply must read x (32 MiB) and write y (32 MiB), and a fresh y is zeroed by the kernel on first
+  touch. One core streams only ~5-12 GB/s here (copy, read + write), so the traffic alone is ~6-13 ms: unlike the
+  dense matmul, the Monarch multiply is memory-bound as much as compute-bound. The roofline line printed for each
+  size sums the two (serial) and takes their maximum (perfect overlap).
+* The kernel before issue 19 ran both block GEMMs over the whole batch, x -> z (32 MiB) -> the L-block result
+  (32 MiB) -> an axis-swap copy into the output (32 MiB), and allocated the 32 MiB result with torch.empty, which
+  is mmapped in 4 KiB pages: every first touch faulted, ~15 ms per call (measured idle: 43 ms = first GEMM 17.9 +
+  second GEMM 9.4 + copy 4.4 + faults ~11; 10x the dense matmul).
+* Now the second GEMM writes straight into the batch-innermost result (bmm's out= accepts that strided view), so
+  the copy is gone; results of >= 4 MiB come from numpy, which asks for transparent huge pages: the first touch of
+  32 MiB costs ~6 ms instead of ~16 ms (rows "numpy/torch.empty + fill"), and a fresh result is now as fast as
+  out= (which skips the faults entirely). The batch is walked in chunks of CHUNK_BYTES = 16 MiB per row block:
+  chunks small enough for L2 (<= 1 MiB) were 25-100% slower, because MKL's batched GEMMs lose efficiency as they get
+  narrow, and 2-64 MiB were within noise of each other.
+* What is left: the first GEMM reads x row-major, i.e. each block's operand is 64 floats per row at a 16 KiB
+  stride, which the hardware prefetcher cannot follow: it runs at ~55 GFLOP/s against ~100 when x is already
+  batch-innermost (as it is when the input is another Monarch multiply's result). Transposing x first (torch's
+  blocked copy, or MKL's omatcopy per chunk) cost as much as it saved. The second GEMM runs at ~70-100 GFLOP/s
+  writing to DRAM. Net: ~65% of the serial roofline.
+* Per-call overhead: ~0.1 ms at n = 1024 and ~0.27 ms at n = 4096 for a single row: two batched GEMMs of m tiny
+  blocks each cost MKL ~1-2 us per block. It matters only below B ~ 64 rows.
+* Allocations per call: the result only (and, with autograd, z for the backward); the chunk scratch is reused per
+  thread. The backward accumulates dL/dw1 and dL/dw2 chunk by chunk, so gy is never transposed whole.
+* Threads: the block GEMMs are batched (bmm) and MKL splits the blocks across threads. The dense GEMM is already
+  at one core's FMA peak and the second vCPU did not raise it when the VM was idle (431 ms with 1 thread, 443 with
+  2), so on this VM 2 threads can only help the memory-bound part; compare each row with its own dense anchor.
+* Contiguous (row-major) results pay one 2-D transpose of each chunk (the output shuffle P puts the L-block index
+  innermost, which no GEMM can write row-major): ~18 ms at this size, hence the transposed-view default.
+* Randomized SVD: every pass over A costs the same FLOPs in every library; the difference is orientation. MKL runs
+  A^T Q ~2.3x slower than (Q^T A)^T, and A @ (column-major Q), the layout LAPACK's QR returns, ~1.8x slower than
+  A @ (row-major Q). torch.svd_lowrank and scikit-learn pass A^T; ours never does. Between power iterations a
+  Cholesky-QR basis (3 BLAS-3 calls) replaces Householder QR; the final basis is Householder's, the SVD of the
+  wide sketch goes through a QR of its transpose, the test matrix is drawn in float32 (torch's float64 sampler is
+  ~7x slower) and the float64-accumulated norm of a float32 A avoids a converting pass (8x slower).
+
+How to read the result on a loaded machine
+------------------------------------------
+* Read ratios, never absolute times, and read the min column first (the repeat least disturbed), then the median.
+* Single-thread rows can be timed in process CPU time (--clock cpu): it leaves out the time the process waited for
+  a core, which wall time counts, and is the steadier measure when other processes share the cores. It still
+  includes what co-runners do to caches and memory bandwidth.
+* The dense anchor is compute-bound; the Monarch multiply is half memory-bound. Co-runners (other processes, other
+  VMs on the host) take memory bandwidth and cache before they take FMA throughput, so on a loaded machine the
+  Monarch ratio drops below its idle value even though both were timed together. The script prints the load
+  average and the streaming bandwidth it measured in the same run; compare the achieved time with the roofline
+  line (bytes / measured bandwidth, FLOPs / the dense anchor's rate). A ratio measured at a load average above
+  the core count is a lower bound, not the kernel's speed.
+* The randomized SVD is mostly GEMM-bound (each pass is 480 MFLOP fp64 over a 32 MB matrix); its ratios move
+  less with load, but QR and the small SVD are many short calls that suffer from cache flushes between them.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -20,10 +80,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from backend.services.matrix import monarch as monarch_module  # noqa: E402
 from backend.services.matrix.lowrank import randomized_svd  # noqa: E402
 from backend.services.matrix.monarch import (  # noqa: E402
     monarch_matmul,
@@ -32,157 +94,382 @@ from backend.services.matrix.monarch import (  # noqa: E402
     project,
     square_layout,
 )
+from backend.stats import bootstrap_mean  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def best_of(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Minimum wall time of each function, the functions interleaved so that load spikes hit all of them."""
+# ------------------------------------------------------------------------------------------------------ timing
+CPU_CLOCK = False  # --clock cpu: process CPU time for single-thread rows (wall time for multi-thread rows)
+
+
+def clock() -> Callable[[], float]:
+    return time.process_time if CPU_CLOCK and torch.get_num_threads() == 1 else time.perf_counter
+
+
+def clock_name() -> str:
+    return "CPU time" if clock() is time.process_time else "wall time"
+
+
+def timings(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, np.ndarray]:
+    """Times of each function over ``repeats`` interleaved rounds (after ``warmup`` calls each)."""
+    now = clock()
     for fn in fns.values():
         for _ in range(warmup):
             fn()
-    best = {name: math.inf for name in fns}
+    out: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t0 = time.perf_counter()
+            t0 = now()
             fn()
-            best[name] = min(best[name], time.perf_counter() - t0)
-    return best
+            out[name].append(now() - t0)
+    return {name: np.array(v) for name, v in out.items()}
 
 
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.1f} (5 min {five:.1f}) on {os.cpu_count()} cores"
+
+
+def set_threads(n: int) -> None:
+    torch.set_num_threads(n)
+
+
+def stream_bandwidth(repeats: int) -> float:
+    """Copy bandwidth (read + write bytes per second) of 256 MiB buffers at the current thread count."""
+    src = torch.ones(64 << 20)
+    dst = torch.empty_like(src)
+    t = timings({"copy": lambda: dst.copy_(src)}, repeats)["copy"]
+    return 2 * src.numel() * 4 / t.min()
+
+
+# ---------------------------------------------------------------------------------------------------- multiply
 def bench_multiply(sizes: list[tuple[int, int]], threads: list[int], repeats: int) -> dict:
+    print("\n== Monarch multiply (m = sqrt(n) blocks) against the dense matmul, fp32 ==")
+    print("speed-up = dense time / Monarch time, same thread count, interleaved; 'min' and 'median' of the repeats;")
+    print("fresh: both allocate their result; out=: both write into a preallocated one")
     results = {}
-    print("\n== Monarch multiply vs dense matmul (fp32, CPU) ==")
-    print(f"{'n':>6} {'batch':>6} {'thr':>3} {'dense ms':>9} {'ours ms':>8} {'ours+copy':>9} {'fly bmm':>8} "
-          f"{'einsum':>8} {'speedup':>8} {'(+copy)':>8} {'FLOP ratio':>10}")
-    for n, batch in tqdm(sizes, desc="multiply", file=sys.stderr):
-        gen = torch.Generator().manual_seed(0)
-        (w1s, w2s) = square_layout(n)
-        w1 = torch.randn(w1s, generator=gen) / math.sqrt(w1s[2])
-        w2 = torch.randn(w2s, generator=gen) / math.sqrt(w2s[2])
-        dense_w = torch.randn(n, n, generator=gen) / math.sqrt(n)
-        x = torch.randn(batch, n, generator=gen)
-        for nt in threads:
-            torch.set_num_threads(nt)
+    for nt in threads:
+        set_threads(nt)
+        bw = stream_bandwidth(max(3, repeats // 2))
+        print(f"\n-- {nt} thread(s), {clock_name()}: streaming copy bandwidth {bw / 1e9:.1f} GB/s (read + write); "
+              f"{load()}")
+        print(f"{'n':>6} {'B':>5} {'dense ms':>9} {'GFLOP/s':>8} | {'variant':<22} {'ms min':>8} {'ms med':>8} "
+              f"{'x min':>7} {'x med':>7} {'FLOP x':>7}")
+        for n, batch in tqdm(sizes, desc=f"multiply, {nt} thread(s)", file=sys.stderr):
+            gen = torch.Generator().manual_seed(0)
+            w1s, w2s = square_layout(n)
+            w1 = torch.randn(w1s, generator=gen) / math.sqrt(w1s[2])
+            w2 = torch.randn(w2s, generator=gen) / math.sqrt(w2s[2])
+            dense_w = torch.randn(n, n, generator=gen) / math.sqrt(n)
+            x = torch.randn(batch, n, generator=gen)
+            out_dense = torch.zeros(batch, n)
+            out_view = torch.zeros(n, batch).t()
+            out_rows = torch.zeros(batch, n)
+            fns: dict[str, Callable[[], object]] = {
+                "dense": lambda x=x, w=dense_w: x @ w.T,
+                "dense out=": lambda x=x, w=dense_w, o=out_dense: torch.matmul(x, w.T, out=o),
+                "ours": lambda x=x, w1=w1, w2=w2: monarch_matmul(x, w1, w2),
+                "ours contiguous": lambda x=x, w1=w1, w2=w2: monarch_matmul(x, w1, w2, contiguous=True),
+                "ours out= (view)": lambda x=x, w1=w1, w2=w2, o=out_view: monarch_matmul(x, w1, w2, out=o),
+                "ours out= (rows)": lambda x=x, w1=w1, w2=w2, o=out_rows: monarch_matmul(x, w1, w2, out=o),
+                "fly bmm sequence": lambda x=x, w1=w1, w2=w2: monarch_matmul_fly(x, w1, w2),
+            }
+            if n * batch <= 4096 * 2048:
+                fns["einsum"] = lambda x=x, w1=w1, w2=w2: monarch_matmul_einsum(x, w1, w2)
             with torch.no_grad():
-                fns = {
-                    "dense": lambda x=x, dense_w=dense_w: x @ dense_w.T,
-                    "ours": lambda x=x, w1=w1, w2=w2: monarch_matmul(x, w1, w2),
-                    "ours+copy": lambda x=x, w1=w1, w2=w2: monarch_matmul(x, w1, w2, contiguous=True),
-                    "fly": lambda x=x, w1=w1, w2=w2: monarch_matmul_fly(x, w1, w2),
-                    "einsum": lambda x=x, w1=w1, w2=w2: monarch_matmul_einsum(x, w1, w2),
-                }
-                t = best_of(fns, repeats)
-            ratio = math.sqrt(n) / 2
-            sp, spc = t["dense"] / t["ours"], t["dense"] / t["ours+copy"]
-            print(f"{n:>6} {batch:>6} {nt:>3} {1e3 * t['dense']:>9.1f} {1e3 * t['ours']:>8.2f} "
-                  f"{1e3 * t['ours+copy']:>9.2f} {1e3 * t['fly']:>8.2f} {1e3 * t['einsum']:>8.2f} "
-                  f"{sp:>7.1f}x {spc:>7.1f}x {ratio:>9.0f}x", flush=True)
-            results[(n, nt)] = {"speedup": sp, "speedup_contiguous": spc, **t}
-        del dense_w
+                t = timings(fns, repeats)
+            dense_flops = 2 * batch * n * n
+            rate = dense_flops / t["dense"].min()
+            flop_ratio = math.sqrt(n) / 2
+            print(f"{n:>6} {batch:>5} {1e3 * t['dense'].min():>9.1f} {rate / 1e9:>8.0f} |")
+            row = {"dense_rate": rate, "bandwidth": bw}
+            for name in fns:
+                if name.startswith("dense"):
+                    continue
+                anchor = t["dense out="] if "out=" in name else t["dense"]
+                sp_min, sp_med = anchor.min() / t[name].min(), np.median(anchor) / np.median(t[name])
+                row[name] = (sp_min, sp_med, t[name].min())
+                print(f"{'':>6} {'':>5} {'':>9} {'':>8} | {name:<22} {1e3 * t[name].min():>8.2f} "
+                      f"{1e3 * np.median(t[name]):>8.2f} {sp_min:>6.1f}x {sp_med:>6.1f}x {flop_ratio:>6.0f}x",
+                      flush=True)
+            # roofline of the default call: FLOPs at the dense anchor's rate; bytes: x read, y written, y faulted
+            monarch_flops = 4 * n**1.5 * batch
+            t_flops = monarch_flops / rate
+            t_bytes = 3 * batch * n * 4 / bw
+            best = t["ours"].min()
+            print(f"{'':>6} {'':>5} {'':>9} {'':>8} | roofline: FLOPs {1e3 * t_flops:.1f} ms + bytes "
+                  f"{1e3 * t_bytes:.1f} ms (x, y, y's first touch at {bw / 1e9:.1f} GB/s): "
+                  f"{1e3 * max(t_flops, t_bytes):.1f}-{1e3 * (t_flops + t_bytes):.1f} ms "
+                  f"(overlapped-serial) = {t['dense'].min() / (t_flops + t_bytes):.0f}-"
+                  f"{t['dense'].min() / max(t_flops, t_bytes):.0f}x; ours {1e3 * best:.1f} ms "
+                  f"= {(t_flops + t_bytes) / best:.0%} of the serial roofline")
+            results[(n, batch, nt)] = row
+            del dense_w
     return results
 
 
+def profile_multiply(repeats: int) -> None:
+    """The measurements behind the docstring: per-call overhead, chunk size, thread use, allocation."""
+    print("\n== Profile of the Monarch multiply (fp32) ==")
+    set_threads(1)
+    gen = torch.Generator().manual_seed(0)
+    w1s, w2s = square_layout(4096)
+    w1, w2 = torch.randn(w1s, generator=gen), torch.randn(w2s, generator=gen)
+    print("per-call overhead (n = 1024 and 4096, tiny batches; microseconds per call):")
+    for n in (1024, 4096):
+        a, b = (torch.randn(s, generator=gen) for s in square_layout(n))
+        for batch in (1, 8, 64):
+            x = torch.randn(batch, n, generator=gen)
+            t = timings({"m": lambda x=x, a=a, b=b: monarch_matmul(x, a, b)}, 50, warmup=5)["m"]
+            print(f"  n={n:>5} B={batch:>3}: {1e6 * t.min():7.1f} us (min), {1e6 * np.median(t):7.1f} us (median)")
+    x = torch.randn(2048, 4096, generator=gen)
+    print(f"chunk size (n = 4096, B = 2048, 1 thread; CHUNK_BYTES now {monarch_module.CHUNK_BYTES >> 20} MiB):")
+    saved = monarch_module.CHUNK_BYTES
+    fns = {}
+    for chunk in (256 << 10, 1 << 20, 2 << 20, 4 << 20, 16 << 20, 64 << 20):
+        def run(chunk=chunk):
+            monarch_module.CHUNK_BYTES = chunk
+            with torch.no_grad():
+                monarch_matmul(x, w1, w2)
+        fns[chunk] = run
+    t = timings(fns, repeats)
+    monarch_module.CHUNK_BYTES = saved
+    for chunk, v in t.items():
+        rows = max(16, chunk // (4 * 4096))
+        print(f"  {chunk / 2**20:6.2f} MiB ({min(rows, 2048):>4} rows): {1e3 * v.min():7.2f} ms min, "
+              f"{1e3 * np.median(v):7.2f} ms median")
+    print("fresh result vs reused (out=), and numpy's huge pages vs torch.empty (32 MiB, first touch):")
+    out = torch.zeros(4096, 2048).t()
+    fns = {"fresh (numpy, huge pages)": lambda: monarch_matmul(x, w1, w2),
+           "out= (no faults)": lambda: monarch_matmul(x, w1, w2, out=out),
+           "torch.empty + fill": lambda: torch.empty(8 << 20).fill_(1.0),
+           "numpy empty + fill": lambda: torch.from_numpy(np.empty(8 << 20, np.float32)).fill_(1.0)}
+    with torch.no_grad():
+        t = timings(fns, repeats)
+    for name, v in t.items():
+        print(f"  {name:<28} {1e3 * v.min():7.2f} ms min, {1e3 * np.median(v):7.2f} ms median")
+
+
 def bench_projection(sizes: list[int], repeats: int) -> None:
-    print("\n== Monarch projection (m^2 SVDs of m x m) vs one full SVD of the same n x n matrix (fp64) ==")
+    print("\n== Monarch projection (m^2 SVDs of m x m) against one full SVD of the same n x n matrix (fp64) ==")
     print(f"{'n':>6} {'projection s':>12} {'full SVD s':>10} {'ratio':>7} {'flop ratio ~n^0.5':>17}")
     for n in tqdm(sizes, desc="projection", file=sys.stderr):
         a = np.random.default_rng(1).standard_normal((n, n))
         shapes = square_layout(n)
-        t = best_of({"proj": lambda a=a, shapes=shapes: project(a, *shapes),
+        t = timings({"proj": lambda a=a, shapes=shapes: project(a, *shapes),
                      "svd": lambda a=a: np.linalg.svd(a)}, repeats, warmup=0)
-        print(f"{n:>6} {t['proj']:>12.3f} {t['svd']:>10.2f} {t['svd'] / t['proj']:>6.1f}x {math.sqrt(n):>16.0f}x",
-              flush=True)
+        print(f"{n:>6} {t['proj'].min():>12.3f} {t['svd'].min():>10.2f} {t['svd'].min() / t['proj'].min():>6.1f}x "
+              f"{math.sqrt(n):>16.0f}x", flush=True)
 
 
-def test_matrix(n: int, rank: int, noise: float, seed: int = 0) -> np.ndarray:
-    """A = U diag(linspace(100, 10)) V^T + noise * G with U, V random orthonormal (the spec's benchmark matrix)."""
+# -------------------------------------------------------------------------------------------- randomized SVD
+def hard_matrix(n: int, rank: int, noise: float, seed: int = 0) -> np.ndarray:
+    """A = U diag(linspace(100, 10)) V^T + noise * G, U and V random orthonormal (the spec's benchmark matrix)."""
     rng = np.random.default_rng(seed)
     u, _ = np.linalg.qr(rng.standard_normal((n, rank)))
     v, _ = np.linalg.qr(rng.standard_normal((n, rank)))
     return (u * np.linspace(100.0, 10.0, rank)) @ v.T + noise * rng.standard_normal((n, n))
 
 
-def bench_rsvd(n: int, rank: int, noise: float, repeats: int) -> dict:
+def rsvd_methods(rank: int, oversample: int) -> dict[str, Callable]:
+    """name -> fn(a, power_iters, seed) returning (U, s, Vt) as numpy, each at the same sketch."""
     from sklearn.utils.extmath import randomized_svd as sk_randomized_svd
 
-    print(f"\n== Randomized SVD on {n} x {n}, rank {rank} + N(0, {noise}^2) noise (fp64; k = {rank}) ==")
-    a = test_matrix(n, rank, noise)
-    at = torch.from_numpy(a)
-    t0 = time.perf_counter()
-    u_full, s_full, vt_full = np.linalg.svd(a, full_matrices=False)
-    t_full = time.perf_counter() - t0
-    optimal = math.sqrt(float(np.sum(s_full[rank:] ** 2)))
-    del u_full, vt_full
+    def ours(a, q, seed):
+        r = randomized_svd(a, rank, oversample=oversample, power_iters=q, seed=seed, estimate_spectral=False)
+        return r.u, r.s, r.vt
 
-    def err(u, s, vt) -> float:
-        return float(np.linalg.norm(a - (u * s) @ vt)) / optimal
-
-    def sigma_err(s) -> float:
-        return float(np.max(np.abs(np.sort(s)[::-1][:rank] - s_full[:rank]) / s_full[:rank]))
-
-    cases: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
-    for q in (0, 1, 2, 4):
-        def ours(q=q):
-            r = randomized_svd(a, rank, oversample=10, power_iters=q, seed=0, estimate_spectral=False)
-            return r.u, r.s, r.vt
-        cases[f"ours p=10 q={q}"] = ours
-    cases["ours p=10 q=2 +spectral est."] = lambda: (lambda r: (r.u, r.s, r.vt))(
-        randomized_svd(a, rank, oversample=10, power_iters=2, seed=0))
-    cases["sklearn randomized_svd (defaults)"] = lambda: sk_randomized_svd(a, rank, random_state=0)
-    cases["sklearn randomized_svd n_iter=2"] = lambda: sk_randomized_svd(a, rank, n_iter=2, random_state=0)
-
-    def torch_lowrank():
-        torch.manual_seed(0)
-        u, s, v = torch.svd_lowrank(at, q=rank + 10, niter=2)
+    def torch_lowrank(a, q, seed):
+        torch.manual_seed(seed)
+        u, s, v = torch.svd_lowrank(torch.from_numpy(a), q=rank + oversample, niter=q)
         return u[:, :rank].numpy(), s[:rank].numpy(), v[:, :rank].T.numpy()
-    cases["torch.svd_lowrank q=k+10 niter=2"] = torch_lowrank
 
-    outputs = {name: fn() for name, fn in tqdm(cases.items(), desc="rsvd warm-up", file=sys.stderr)}
-    times = best_of(cases, repeats, warmup=0)
-    print(f"{'method':<36} {'time s':>8} {'vs sklearn':>10} {'err/optimal':>12} {'top-k sigma rel err':>20}")
-    print(f"{'numpy.linalg.svd (full)':<36} {t_full:>8.2f} {t_full / times['sklearn randomized_svd (defaults)']:>9.1f}x "
-          f"{1.0:>12.5f} {0.0:>20.2e}")
-    rows = {}
-    for name in cases:
-        u, s, vt = outputs[name]
-        rows[name] = (times[name], err(u, s, vt))
-        print(f"{name:<36} {times[name]:>8.3f} {times[name] / times['sklearn randomized_svd (defaults)']:>9.2f}x "
-              f"{rows[name][1]:>12.5f} {sigma_err(s):>20.2e}", flush=True)
-    return rows
+    def sklearn(a, q, seed):
+        return sk_randomized_svd(a, rank, n_oversamples=oversample, n_iter=q, random_state=seed)
+
+    return {"ours": ours, "torch.svd_lowrank": torch_lowrank, "sklearn randomized_svd": sklearn}
 
 
+def default_methods(rank: int) -> dict[str, Callable]:
+    """Each library's defaults (second rows): ours with its spectral estimate, torch with q = rank (its default
+    q = 6 cannot return rank 50) and its default niter = 2, scikit-learn with n_iter='auto' (7 here)."""
+    from sklearn.utils.extmath import randomized_svd as sk_randomized_svd
+
+    def ours(a, seed):
+        r = randomized_svd(a, rank, seed=seed)
+        return r.u, r.s, r.vt
+
+    def torch_lowrank(a, seed):
+        torch.manual_seed(seed)
+        u, s, v = torch.svd_lowrank(torch.from_numpy(a), q=rank)
+        return u[:, :rank].numpy(), s[:rank].numpy(), v[:, :rank].T.numpy()
+
+    def sklearn(a, seed):
+        return sk_randomized_svd(a, rank, random_state=seed)
+
+    return {"ours (defaults: p=10, q=2, + spectral estimate)": ours,
+            "torch.svd_lowrank (defaults: niter=2; q=k)": torch_lowrank,
+            "sklearn randomized_svd (defaults: p=10, n_iter=7)": sklearn}
+
+
+def diff_ci(a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a minus mean of b with a 95% interval, each resampled on its own (unpaired: different generators)."""
+    rng = np.random.default_rng(seed)
+    ma = a[rng.integers(0, len(a), (resamples, len(a)))].mean(axis=1)
+    mb = b[rng.integers(0, len(b), (resamples, len(b)))].mean(axis=1)
+    d = ma - mb
+    return float(a.mean() - b.mean()), float(np.percentile(d, 2.5)), float(np.percentile(d, 97.5))
+
+
+def mean_ci(values: np.ndarray) -> tuple[float, float, float]:
+    iv = bootstrap_mean(values)  # backend.stats: percentile bootstrap over seeds, 2,000 resamples
+    return iv.estimate, iv.low, iv.high
+
+
+def bench_rsvd(n: int, rank: int, oversample: int, noise: float, threads: list[int], repeats: int, seeds: int,
+               curve_iters: list[int], plot: Path | None) -> dict:
+    print(f"\n== Randomized SVD, {n} x {n}, rank {rank} + N(0, {noise}^2) noise; sketch k = {rank}, p = {oversample} ==")
+    print("error ratio = ||A - U S V^T||_F / optimal (Eckart-Young); mean over "
+          f"{seeds} seeds with a 95% bootstrap interval; time: the same call timed {repeats}x, interleaved")
+    a64 = hard_matrix(n, rank, noise)
+    s_full = np.linalg.svd(a64, compute_uv=False)
+    optimal = math.sqrt(float(np.sum(s_full[rank:] ** 2)))
+    methods = rsvd_methods(rank, oversample)
+    results: dict = {"curves": {}, "matched": {}, "defaults": {}, "rank": rank}
+    for dtype in ("float64", "float32"):
+        a = a64 if dtype == "float64" else a64.astype(np.float32)
+
+        def err(usv, a=a) -> float:
+            u, s, vt = usv
+            return float(np.linalg.norm(a64 - (u.astype(np.float64) * s) @ vt.astype(np.float64))) / optimal
+
+        for nt in threads:
+            set_threads(nt)
+            with threadpool_limits(nt):
+                print(f"\n-- {dtype}, {nt} thread(s), {clock_name()}; {load()}")
+                print(f"{'method':<50} {'q':>2} {'ms min':>8} {'ms med':>8} {'vs fastest peer':>15} "
+                      f"{'error ratio (95% CI)':>32}")
+                for q in tqdm(curve_iters, desc=f"rsvd {dtype} {nt}t", file=sys.stderr):
+                    fns = {name: (lambda fn=fn, q=q, a=a: fn(a, q, 0)) for name, fn in methods.items()}
+                    t = timings(fns, repeats)
+                    errors = {name: np.array([err(fn(a, q, s)) for s in range(seeds)]) for name, fn in methods.items()}
+                    peers = [k for k in methods if k != "ours"]
+                    fastest = min(peers, key=lambda k: t[k].min())
+                    for name in methods:
+                        ci = mean_ci(errors[name])
+                        rel = t[name].min() / t[fastest].min()
+                        print(f"{name:<50} {q:>2} {1e3 * t[name].min():>8.1f} {1e3 * np.median(t[name]):>8.1f} "
+                              f"{rel:>14.2f}x {ci[0]:>12.6f} [{ci[1]:.6f}, {ci[2]:.6f}]", flush=True)
+                        results["curves"][(dtype, nt, name, q)] = (float(np.median(t[name])), t[name].min(), ci)
+                    if q == 2:
+                        results["matched"][(dtype, nt)] = {"times": {k: v.min() for k, v in t.items()},
+                                                           "medians": {k: float(np.median(v)) for k, v in t.items()},
+                                                           "errors": errors, "fastest_peer": fastest}
+                defaults = default_methods(rank)
+                t = timings({name: (lambda fn=fn, a=a: fn(a, 0)) for name, fn in defaults.items()}, max(3, repeats // 2))
+                for name, fn in defaults.items():
+                    ci = mean_ci(np.array([err(fn(a, s)) for s in range(max(3, seeds // 2))]))
+                    print(f"{name:<50} {'':>2} {1e3 * t[name].min():>8.1f} {1e3 * np.median(t[name]):>8.1f} "
+                          f"{'':>15} {ci[0]:>12.6f} [{ci[1]:.6f}, {ci[2]:.6f}]", flush=True)
+                    results["defaults"][(dtype, nt, name)] = (t[name].min(), ci)
+    if plot is not None:
+        plot_curves(results["curves"], threads, curve_iters, plot, rank, oversample)
+    return results
+
+
+def plot_curves(curves: dict, threads: list[int], iters: list[int], path: Path, rank: int, oversample: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dtypes = ("float64", "float32")
+    fig, axes = plt.subplots(len(dtypes), len(threads), figsize=(5.2 * len(threads), 4.2 * len(dtypes)), squeeze=False)
+    colors = {"ours": "#b0413e", "torch.svd_lowrank": "#2f6690", "sklearn randomized_svd": "#6a8d3a"}
+    for i, dtype in enumerate(dtypes):
+        for j, nt in enumerate(threads):
+            ax = axes[i][j]
+            for name, color in colors.items():
+                pts = [(curves[(dtype, nt, name, q)][0], curves[(dtype, nt, name, q)][2]) for q in iters
+                       if (dtype, nt, name, q) in curves]
+                if not pts:
+                    continue
+                xs = [1e3 * p[0] for p in pts]
+                ys = [p[1][0] - 1 for p in pts]
+                lo = [p[1][0] - p[1][1] for p in pts]
+                hi = [p[1][2] - p[1][0] for p in pts]
+                ax.errorbar(xs, ys, yerr=[lo, hi], color=color, marker="o", label=name, capsize=2)
+                for x, y, q in zip(xs, ys, iters, strict=False):
+                    ax.annotate(f"q={q}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=color)
+            ax.set_yscale("log")
+            ax.set_xlabel("median time per call (ms)")
+            ax.set_ylabel("error ratio - 1 (mean over seeds, 95% CI)")
+            ax.set_title(f"{dtype}, {nt} thread(s), {'CPU' if CPU_CLOCK and nt == 1 else 'wall'} time")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    fig.suptitle(f"Randomized SVD: error against time\nmatched sketches (k = {rank}, p = {oversample}, "
+                 f"q = {min(iters)}..{max(iters)})", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    print(f"\nplot: {path}")
+
+
+# -------------------------------------------------------------------------------------------------------- main
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="small sizes only (smoke run)")
-    parser.add_argument("--threads", default="1,2", help="torch thread counts to try for the multiply")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (smoke run)")
+    parser.add_argument("--only", choices=("multiply", "projection", "rsvd"), action="append")
+    parser.add_argument("--profile", action="store_true", help="also print the multiply profile")
+    parser.add_argument("--threads", default="1,2", help="thread counts for every comparison")
+    parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="cpu: process CPU time for 1-thread rows, the steadier measure on a loaded machine")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds per randomized-SVD error estimate")
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "figures" / "matrix_rsvd_error_time.png")
     args = parser.parse_args()
+    global CPU_CLOCK
+    CPU_CLOCK = args.clock == "cpu"
     threads = [int(t) for t in args.threads.split(",")]
-    torch.manual_seed(0)
+    parts = set(args.only or ("multiply", "projection", "rsvd"))
+    print(f"bench_matrix: torch {torch.__version__}, {load()}")
     if args.quick:
-        mult_sizes, proj_sizes, rsvd = [(1024, 512), (4096, 512)], [256, 1024], (1000, 20, 0.05)
+        mult_sizes, proj_sizes, rsvd_n, repeats, seeds, iters = [(1024, 512), (4096, 256)], [256], 500, 3, 3, [1, 2]
     else:
-        mult_sizes, proj_sizes, rsvd = [(1024, 2048), (4096, 2048), (16384, 256)], [1024, 4096], (4000, 50, 0.1)
-    mult = bench_multiply(mult_sizes, threads, args.repeats)
-    torch.set_num_threads(max(threads))
-    bench_projection(proj_sizes, repeats=1 if not args.quick else 2)
-    rows = bench_rsvd(*rsvd, repeats=max(2, args.repeats // 2))
-
-    print("\n== Bars ==")
-    at4096 = [v for (n, _), v in mult.items() if n == 4096]
-    if at4096:
-        best = max(at4096, key=lambda v: v["speedup_contiguous"])
-        ok = best["speedup_contiguous"] >= 6.0
-        print(f"monarch multiply n=4096: {best['speedup_contiguous']:.1f}x with a contiguous output "
-              f"({best['speedup']:.1f}x returning the transposed view), bar >= 6x: {'MET' if ok else 'MISSED'}")
-    sk_time = rows["sklearn randomized_svd (defaults)"][0]
-    good = {name: v for name, v in rows.items() if name.startswith("ours") and v[1] <= 1.01}
-    if good:
-        name, (t_ours, e_ours) = min(good.items(), key=lambda kv: kv[1][0])
-        ok = t_ours <= sk_time
-        print(f"randomized SVD: fastest of ours at error ratio <= 1.01 is '{name}' ({e_ours:.5f}) in {t_ours:.3f} s "
-              f"vs sklearn {sk_time:.3f} s ({sk_time / t_ours:.1f}x faster): {'MET' if ok else 'MISSED'}")
-    else:
-        print("randomized SVD: no setting of ours reached error ratio <= 1.01: MISSED")
+        mult_sizes, proj_sizes, rsvd_n = [(4096, 2048), (1024, 2048), (16384, 256)], [1024, 4096], 2000
+        repeats, seeds, iters = args.repeats, args.seeds, [0, 1, 2, 3, 4]
+    mult = rsvd = None
+    if args.profile:
+        profile_multiply(repeats)
+    if "multiply" in parts:
+        mult = bench_multiply(mult_sizes, threads, repeats)
+    if "projection" in parts:
+        set_threads(max(threads))
+        bench_projection(proj_sizes, repeats=1 if not args.quick else 2)
+    if "rsvd" in parts:
+        rsvd = bench_rsvd(rsvd_n, 50 if not args.quick else 20, 10, 0.1, threads, max(3, repeats), seeds, iters,
+                          None if args.quick else args.plot)
+    print(f"\n== Goals (issue 19); {load()} ==")
+    if mult:
+        for (n, batch, nt), row in mult.items():
+            if n == 4096:
+                sp_min, sp_med, _ = row["ours"]
+                spc = row["ours contiguous"][0]
+                print(f"Monarch multiply n=4096 B={batch} fp32, {nt} thread(s): {sp_min:.1f}x (median {sp_med:.1f}x; "
+                      f"contiguous result {spc:.1f}x) the dense matmul; goal >= 16x: {'MET' if sp_min >= 16 else 'MISSED'}")
+    if rsvd:
+        for (dtype, nt), m in rsvd["matched"].items():
+            fastest = m["fastest_peer"]
+            rel = m["times"]["ours"] / m["times"][fastest]
+            rel_med = m["medians"]["ours"] / m["medians"][fastest]
+            dci = diff_ci(m["errors"]["ours"], m["errors"][fastest])
+            same = dci[1] <= 0 <= dci[2]
+            print(f"randomized SVD {dtype}, {nt} thread(s), k={rsvd['rank']} p=10 q=2: ours {rel:.2f}x the time of the fastest peer "
+                  f"({fastest}; median {rel_med:.2f}x); error ratio difference ours - peer {dci[0]:+.2e} "
+                  f"[{dci[1]:+.2e}, {dci[2]:+.2e}] ({'equal within the interval' if same else 'NOT equal'}); "
+                  f"goal <= 0.8x at equal error: {'MET' if rel <= 0.8 and same else 'MISSED'}")
 
 
 if __name__ == "__main__":

@@ -241,7 +241,31 @@ def test_compress_builtin(client):
     body = resp.get_json()
     assert body["params"] == 2 * 64 * 16 and body["svd_rank"] == 16 and body["source"] == "built-in: pattern"
     assert body["svd_image"].startswith("data:image/png;base64,")
-    assert len(body["curve_monarch"]) == 4 and len(body["curve_svd"]) == 32
+    assert len(body["curve_monarch"]) == 8 and len(body["curve_svd"]) == 64
+    assert body["svd_exact"] is False and body["monarch_exact"] is False
+
+
+def test_compress_half_budget_is_lossy_and_full_block_rank_is_exact(client):
+    # c = m/2 stores exactly as many numbers as the image: still an approximation (issue 16); c = m is exact
+    half = client.post("/api/matrix/compress", data={"builtin": "hopper", "size": "64", "block_rank": "4"},
+                       content_type="multipart/form-data").get_json()
+    assert half["params"] == half["dense_params"] == 64 * 64
+    assert half["svd_error"] > 1e-3 and half["monarch_error"] > 1e-3
+    assert half["svd_exact"] is False and half["monarch_exact"] is False
+    full = client.post("/api/matrix/compress", data={"builtin": "hopper", "size": "64", "block_rank": "8"},
+                       content_type="multipart/form-data").get_json()
+    assert full["params"] == 2 * 64 * 64 and full["svd_rank"] == 64
+    assert full["svd_exact"] is True and full["monarch_exact"] is True
+    assert full["curve_svd"][-1] == {"params": 2 * 64 * 64, "relative_error": 0.0}
+    assert full["curve_monarch"][-1] == {"params": 2 * 64 * 64, "relative_error": 0.0}
+
+
+def test_compress_refuses_a_builtin_and_an_upload_together(client):
+    buf = io.BytesIO()
+    Image.fromarray((RNG.random((20, 20)) * 255).astype(np.uint8)).save(buf, "PNG")
+    body = assert_error(upload(client, "/api/matrix/compress", buf.getvalue(), name="mine.png", field="image", size=16,
+                               builtin="pattern"), 422, "not both", "mine.png", field="image")
+    assert "pattern" in body["error"]
 
 
 def test_compress_upload(client):
@@ -253,7 +277,7 @@ def test_compress_upload(client):
 
 @pytest.mark.parametrize("form,status,words", [
     ({"size": "120"}, 422, ["perfect square"]),
-    ({"size": "64", "block_rank": "5"}, 422, ["block_rank"]),
+    ({"size": "64", "block_rank": "9"}, 422, ["block_rank", "at most sqrt(size) = 8"]),
     ({"size": "64", "block_rank": "0"}, 422, ["block_rank"]),
     ({"size": "4096"}, 422, ["MATRIX_IMAGE_MAX_SIZE"]),
     ({"size": "1024"}, 422, ["MATRIX_IMAGE_MAX_SIZE"]),

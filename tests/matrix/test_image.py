@@ -28,7 +28,8 @@ def test_compress_matches_direct_errors_and_equal_budgets():
     # the chosen budget sits on both curves
     assert (res.params, pytest.approx(res.svd_error)) in [(p, pytest.approx(e)) for p, e in res.curve_svd]
     assert dict(res.curve_monarch)[res.params] == pytest.approx(res.monarch_error)
-    assert len(res.curve_monarch) == 4 and len(res.curve_svd) == 32
+    assert len(res.curve_monarch) == 8 and len(res.curve_svd) == 64
+    assert res.curve_monarch[-1] == (2 * 64 * 64, 0.0) and res.curve_svd[-1] == (2 * 64 * 64, 0.0)
     errs = [e for _, e in res.curve_monarch]
     assert errs == sorted(errs, reverse=True)  # more parameters, less error
 
@@ -37,7 +38,7 @@ def test_compress_rejects_bad_inputs():
     with pytest.raises(ImageError, match="perfect square"):
         compress(np.zeros((10, 10)), 1)
     with pytest.raises(ImageError, match="block rank"):
-        compress(np.zeros((64, 64)), 5)
+        compress(np.zeros((64, 64)), 9)
     with pytest.raises(ImageError, match="unknown"):
         builtin_image("nope", 64)
 
@@ -55,3 +56,13 @@ def test_load_image_crops_resizes_and_rejects_garbage():
     with pytest.raises(ImageError, match="empty"):
         load_image(b"", 16, max_pixels=10_000)
     assert png_data_url(img).startswith("data:image/png;base64,")
+
+
+def test_full_block_rank_is_exact_and_half_is_not():
+    img = builtin_image("hopper", 64)
+    half, full = compress(img, 4), compress(img, 8)
+    assert half.params == half.dense_params and half.svd_error > 1e-3 and half.monarch_error > 1e-3
+    assert full.params == 2 * full.dense_params
+    assert full.svd_error == 0.0 and full.monarch_error == 0.0
+    np.testing.assert_allclose(full.svd_image, img, atol=1e-10)
+    np.testing.assert_allclose(full.monarch_image, img, atol=1e-10)

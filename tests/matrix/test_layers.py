@@ -31,6 +31,14 @@ def test_forward_equals_dense_weight_and_bias():
     layer = MonarchLinear(10, 7, 4).double()
     x = torch.randn(2, 3, 10, dtype=torch.float64)
     torch.testing.assert_close(layer(x), x @ layer.weight.T + layer.bias)
+    # row-major while autograd records (training), the copy-free transposed view in inference; same values
+    x2 = torch.randn(5, 10, dtype=torch.float64)
+    with torch.no_grad():
+        viewed = layer(x2)
+    recorded = layer(x2)
+    assert recorded.is_contiguous() and not viewed.is_contiguous()
+    torch.testing.assert_close(viewed, recorded.detach(), atol=1e-12, rtol=0)
+    torch.testing.assert_close(viewed, x2 @ layer.weight.T + layer.bias)
     assert layer.weight.shape == (7, 10)
     with pytest.raises(ValueError, match="input features"):
         layer(torch.randn(2, 9, dtype=torch.float64))

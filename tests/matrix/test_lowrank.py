@@ -82,6 +82,14 @@ def test_bad_matrices_are_refused(bad):
         randomized_svd(bad, 1)
 
 
+def test_randomized_svd_names_nan_inf_and_overflow():
+    for bad, words in ((np.array([[1.0, np.nan], [0.0, 1.0]]), "NaN or Inf"),
+                       (np.array([[np.inf, 1.0], [0.0, 1.0]]), "NaN or Inf"),
+                       (np.array([[1e200, 1.0], [0.0, 1.0]]), "too large")):
+        with pytest.raises(ValueError, match=words):
+            randomized_svd(bad, 1)
+
+
 def test_rank_out_of_range():
     a = np.ones((4, 6))
     for r in (0, 5, -1):
@@ -169,3 +177,68 @@ def test_pinv_identities_and_normal_equations():
         solve_right_factor(full_a, m[:5])
     with pytest.raises(ValueError, match="columns"):
         solve_left_factor(b, m[:, :3])
+
+
+# the fast paths of the randomized SVD: each against a float64 reference -------------------------------------------
+
+
+def test_cholesky_qr_basis_and_its_householder_fallback(monkeypatch):
+    import torch
+
+    from backend.services.matrix import lowrank as mod
+
+    calls = []
+    real = mod._householder_q
+    monkeypatch.setattr(mod, "_householder_q", lambda y: calls.append(y.shape) or real(y))
+    rng = np.random.default_rng(11)
+    left, _ = np.linalg.qr(rng.standard_normal((500, 60)))
+    y = torch.from_numpy((left * np.logspace(0, 3, 60)) @ rng.standard_normal((60, 60)))  # cond ~1e3-1e4
+    q = mod._well_conditioned_basis(y)
+    assert calls == []  # Cholesky QR took it
+    assert float(torch.linalg.cond(q)) < 1 + 1e-6  # a well-conditioned basis (orthonormal up to ~cond^2 eps)
+    torch.testing.assert_close(q @ torch.linalg.lstsq(q, y).solution, y, atol=1e-9, rtol=0)  # same column space
+    # exactly rank 5: the Gram matrix is singular, so Householder QR answers
+    low = torch.from_numpy(rng.standard_normal((500, 5)) @ rng.standard_normal((5, 60)))
+    q = mod._well_conditioned_basis(low)
+    assert calls == [(500, 60)]
+    torch.testing.assert_close(q.T @ q, torch.eye(60, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(q @ (q.T @ low), low, atol=1e-10, rtol=0)
+    # the same y in float32 is too ill-conditioned for Cholesky QR there (cond^2 eps32 ~ 1): Householder again
+    q32 = mod._well_conditioned_basis(y.float())
+    assert calls == [(500, 60), (500, 60)]
+    torch.testing.assert_close(q32.T @ q32, torch.eye(60), atol=1e-5, rtol=0)
+    # the final basis is always Householder's, orthonormal to round-off
+    q = mod._orthonormalise(y)
+    torch.testing.assert_close(q.T @ q, torch.eye(60, dtype=torch.float64), atol=1e-13, rtol=0)
+
+
+def test_fast_products_and_small_svd_match_the_plain_ones():
+    import torch
+
+    from backend.services.matrix.lowrank import _small_svd, _t_times, _times
+
+    rng = np.random.default_rng(12)
+    a = torch.from_numpy(rng.standard_normal((300, 200)))
+    q = torch.linalg.qr(torch.from_numpy(rng.standard_normal((200, 30)))).Q  # column-major, as LAPACK returns it
+    p = torch.linalg.qr(torch.from_numpy(rng.standard_normal((300, 30)))).Q
+    torch.testing.assert_close(_times(a, q), a @ q, atol=1e-12, rtol=0)
+    torch.testing.assert_close(_t_times(a, p), a.T @ p, atol=1e-12, rtol=0)
+    b = torch.from_numpy(rng.standard_normal((30, 400)))
+    u, s, vt = _small_svd(b)
+    np.testing.assert_allclose(s.numpy(), np.linalg.svd(b.numpy(), compute_uv=False), rtol=1e-12)
+    torch.testing.assert_close((u * s) @ vt, b, atol=1e-12, rtol=0)
+    torch.testing.assert_close(vt @ vt.T, torch.eye(30, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(u.T @ u, torch.eye(30, dtype=torch.float64), atol=1e-12, rtol=0)
+
+
+def test_float32_input_is_computed_in_float32_with_float64_errors(hard_case):
+    a64, sv = hard_case
+    a32 = a64.astype(np.float32)
+    optimal = np.sqrt(np.sum(sv[20:] ** 2))
+    lr32 = randomized_svd(a32, 20, oversample=10, power_iters=2, seed=0)
+    lr64 = randomized_svd(a64, 20, oversample=10, power_iters=2, seed=0)
+    assert lr32.u.dtype == lr32.s.dtype == lr32.vt.dtype == np.float32
+    true_err = np.linalg.norm(a32.astype(np.float64) - lr32.reconstruct().astype(np.float64))
+    assert lr32.error_fro == pytest.approx(true_err, rel=1e-5)  # float32: ~5 digits of the identity
+    assert true_err / optimal == pytest.approx(lr64.error_fro / optimal, abs=1e-4)  # same sketch, same error
+    np.testing.assert_allclose(lr32.s[:10], sv[:10], rtol=1e-5)

@@ -365,3 +365,107 @@ def test_equal_budget_accuracy_matches_the_spec_reference_checks():
         svd = np.sqrt(np.sum(s[m:] ** 2)) / np.linalg.norm(a)
         assert abs(mon - mon_ref) < 0.03 and abs(svd - svd_ref) < 0.05
     assert mon < svd - 0.1  # sparse: Monarch clearly better
+
+
+# the chunked kernels: every chunk boundary, layout and output form against the float64 dense oracle -------------
+
+
+@pytest.fixture
+def small_chunks(monkeypatch):
+    """Force chunks of 16 rows (the minimum), so a batch of 37 runs as 16 + 16 + 5 rows."""
+    from backend.services.matrix import monarch as mod
+
+    monkeypatch.setattr(mod, "CHUNK_BYTES", 1)
+    return 37
+
+
+@pytest.mark.parametrize("name", sorted(LAYOUTS))
+def test_chunked_forward_transposed_and_out_paths_float64(name, small_chunks):
+    w1, w2 = (torch.from_numpy(a) for a in random_factors(LAYOUTS[name], seed=21))
+    dense = torch.from_numpy(dense_reference(w1.numpy(), w2.numpy()))
+    n_out, n_in = dense.shape
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(small_chunks, n_in, generator=gen, dtype=torch.float64)
+    y = torch.randn(small_chunks, n_out, generator=gen, dtype=torch.float64)
+    expected, expected_t = x @ dense.T, y @ dense
+    for inp in (x, x.t().contiguous().t()):  # row-major, and batch-innermost (what the kernel returns)
+        for contiguous in (False, True):
+            got = monarch_matmul(inp, w1, w2, contiguous=contiguous)
+            assert got.is_contiguous() == (contiguous or n_out == 1)
+            torch.testing.assert_close(got, expected, atol=1e-10, rtol=0)
+    for inp in (y, y.t().contiguous().t()):
+        for contiguous in (False, True):
+            torch.testing.assert_close(monarch_matmul_transposed(inp, w1, w2, contiguous=contiguous), expected_t,
+                                       atol=1e-10, rtol=0)
+    for out in (torch.full((small_chunks, n_out), np.nan, dtype=torch.float64),
+                torch.full((n_out, small_chunks), np.nan, dtype=torch.float64).t()):
+        assert monarch_matmul(x, w1, w2, out=out) is out
+        torch.testing.assert_close(out, expected, atol=1e-10, rtol=0)
+    for out in (torch.full((small_chunks, n_in), np.nan, dtype=torch.float64),
+                torch.full((n_in, small_chunks), np.nan, dtype=torch.float64).t()):
+        assert monarch_matmul_transposed(y, w1, w2, out=out) is out
+        torch.testing.assert_close(out, expected_t, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["square64", "rect", "linear_in_lt_out", "uneven_block_ranks"])
+def test_chunked_backward_matches_dense_gradients_float64(name, small_chunks):
+    w1n, w2n = random_factors(LAYOUTS[name], seed=22)
+    dense = torch.from_numpy(dense_reference(w1n, w2n))
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(small_chunks, dense.shape[1], generator=gen, dtype=torch.float64)
+    g = torch.randn(small_chunks, dense.shape[0], generator=gen, dtype=torch.float64)
+    cases = [(upstream, x_layout, contiguous)
+             for upstream in (g, g.t().contiguous().t())  # a row-major and a batch-innermost incoming gradient
+             for x_layout in ("rows", "batch-innermost") for contiguous in (False, True)]
+    for upstream, x_layout, contiguous in cases:
+        xs, w1, w2 = (t.clone().requires_grad_() for t in (x, torch.from_numpy(w1n), torch.from_numpy(w2n)))
+        x_in = xs if x_layout == "rows" else xs.t().contiguous().t()
+        y = monarch_matmul(x_in, w1, w2, contiguous=contiguous)
+        assert y.is_contiguous() == (contiguous or y.shape[1] == 1)
+        y.backward(upstream)
+        # oracle: autograd through the float64 einsum reference (independent of the chunked kernels)
+        xr, w1r, w2r = (t.clone().requires_grad_() for t in (x, torch.from_numpy(w1n), torch.from_numpy(w2n)))
+        monarch_matmul_einsum(xr, w1r, w2r).backward(upstream)
+        torch.testing.assert_close(xs.grad, upstream @ dense, atol=1e-10, rtol=0)
+        for got, ref in ((xs.grad, xr.grad), (w1.grad, w1r.grad), (w2.grad, w2r.grad)):
+            torch.testing.assert_close(got, ref, atol=1e-10, rtol=0)
+    # only some inputs need a gradient
+    w1 = torch.from_numpy(w1n).requires_grad_()
+    monarch_matmul(x, w1, torch.from_numpy(w2n)).backward(g)
+    xr, w1r = x.clone().requires_grad_(), torch.from_numpy(w1n).requires_grad_()
+    monarch_matmul_einsum(xr, w1r, torch.from_numpy(w2n)).backward(g)
+    torch.testing.assert_close(w1.grad, w1r.grad, atol=1e-10, rtol=0)
+
+
+def test_out_argument_is_checked():
+    w1, w2 = (torch.from_numpy(a) for a in random_factors(square_layout(16), seed=23))
+    x = torch.randn(4, 16, dtype=torch.float64)
+    with pytest.raises(ValueError, match="shape"):
+        monarch_matmul(x, w1, w2, out=torch.empty(4, 15, dtype=torch.float64))
+    with pytest.raises(ValueError, match="float64"):
+        monarch_matmul(x, w1, w2, out=torch.empty(4, 16))
+    with pytest.raises(ValueError, match="contiguous"):
+        monarch_matmul(x, w1, w2, out=torch.empty(4, 32, dtype=torch.float64)[:, ::2])
+    with pytest.raises(ValueError, match="2-D input"):
+        monarch_matmul(x.view(2, 2, 16), w1, w2, out=torch.empty(4, 16, dtype=torch.float64))
+    with pytest.raises(ValueError, match="autograd"):
+        monarch_matmul(x.requires_grad_(), w1, w2, out=torch.empty(4, 16, dtype=torch.float64))
+    with pytest.raises(TypeError, match="torch tensor"):
+        monarch_matmul_transposed(x.detach(), w1, w2, out=np.empty((4, 16)))
+
+
+def test_large_results_live_in_huge_page_backed_numpy_buffers():
+    # results >= 4 MiB come from numpy (MADV_HUGEPAGE); they must still be ordinary, correct, independent tensors
+    n, bsz = 1024, 1024
+    gen = torch.Generator().manual_seed(1)
+    w1, w2 = (torch.randn(s, generator=gen) / 32 for s in square_layout(n))
+    dense = torch.from_numpy(monarch_to_dense(w1.double().numpy(), w2.double().numpy()))
+    x = torch.randn(bsz, n, generator=gen)
+    first = monarch_matmul(x, w1, w2)
+    second = monarch_matmul(x, w1, w2, contiguous=True)
+    assert not first.untyped_storage().resizable() and not second.untyped_storage().resizable()
+    assert first.untyped_storage().data_ptr() != second.untyped_storage().data_ptr()
+    for y in (first, second):
+        torch.testing.assert_close(y.double(), x.double() @ dense.T, rtol=1e-4, atol=1e-4)
+    small = monarch_matmul(x[:8], w1, w2)
+    assert small.untyped_storage().resizable()  # small results: plain torch allocations

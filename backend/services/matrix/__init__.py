@@ -5,9 +5,11 @@ Library use (numpy arrays or torch tensors; no Flask)::
     from backend.services.matrix import Monarch, square_layout, project, svd_lowrank, randomized_svd, MonarchLinear
     mon, proj = Monarch.from_dense(a)            # optimal Frobenius projection, proj.error_fro exact
     y = mon.matmul(x)                            # x @ M^T, batched, fp32/fp64, autograd
+    monarch_matmul(x, w1, w2, out=buf)           # into a preallocated (B, n_out) buffer (no autograd)
     lr = randomized_svd(a, 50, power_iters=2)    # lr.error_fro exact a-posteriori, lr.error_spectral estimate
 
-The HTTP layer is ``blueprint.py``; the benchmark is ``scripts/bench_matrix.py``.
+The HTTP layer is ``blueprint.py``; the benchmark is ``scripts/bench_matrix.py``; the model-level experiment is
+``experiment.py`` with ``scripts/exp_monarch_mlp.py``; ``README.md`` has the API, the results and the caveats.
 """
 
 from backend.services.matrix.layers import MonarchLinear

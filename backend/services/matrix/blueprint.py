@@ -39,6 +39,8 @@ bp = ApiBlueprint("matrix", __name__, template_folder="templates")
 register_page("Matrix compression", "matrix.page",
               "compress an image with rank-r SVD and with Monarch matrices at equal parameter counts")
 
+EXACT_RELATIVE_ERROR = 1e-12  # a reconstruction this close is the image up to float64 round-off
+
 MATRIX_ERRORS = {
     400: "unreadable .npy upload",
     413: "upload or matrix over a MATRIX_* size limit",
@@ -193,15 +195,18 @@ def monarch(body: MonarchRequest, files: dict[str, FileStorage]) -> dict:
         cost=compress_seconds, fix="use a smaller size",
         summary="Compress an image with rank-r SVD and with Monarch at equal parameter counts",
         errors={400: "unreadable image", 413: "image over MATRIX_IMAGE_UPLOAD_MAX_BYTES",
-                422: "size not a perfect square, over MATRIX_IMAGE_MAX_SIZE, or block_rank out of range"})
+                422: "size not a perfect square, over MATRIX_IMAGE_MAX_SIZE, or block_rank not in 1..sqrt(size)"})
 def compress_image(body: CompressForm, files: dict[str, FileStorage]) -> dict:
-    """The image (uploaded as `image`, else a built-in one) as an n x n grayscale matrix, n = m^2.
+    """The image (uploaded as `image`, or the built-in `builtin`, default hopper) as an n x n grayscale matrix, n = m^2.
 
     Block-rank-c Monarch keeps 2 c n^1.5 numbers, exactly as many as the rank-(c m) SVD; both error-versus-parameter
     curves come from one SVD each.
     """
     upload = files.get("image")
     if upload is not None and upload.filename:
+        if body.builtin is not None:
+            raise ApiError(422, f"choose one image: the built-in {body.builtin!r} or the upload {upload.filename!r}, "
+                                "not both", field="image")
         data = _read_upload(upload, "MATRIX_IMAGE_UPLOAD_MAX_BYTES", "image")
         try:
             img = load_image(data, body.size, max_pixels=int(current_app.config["MATRIX_IMAGE_MAX_PIXELS"]))
@@ -209,12 +214,14 @@ def compress_image(body: CompressForm, files: dict[str, FileStorage]) -> dict:
             raise ApiError(400, str(exc), field="image") from None
         source = f"upload: {upload.filename}"
     else:
-        img = builtin_image(body.builtin, body.size)
-        source = f"built-in: {body.builtin}"
+        name = body.builtin or BUILTIN_IMAGES[0]
+        img = builtin_image(name, body.size)
+        source = f"built-in: {name}"
     res = compress(img, body.block_rank)
     return {
         "n": res.n, "source": source, "block_rank": res.block_rank, "svd_rank": res.svd_rank, "params": res.params,
         "dense_params": res.dense_params, "svd_error": res.svd_error, "monarch_error": res.monarch_error,
+        "svd_exact": res.svd_error <= EXACT_RELATIVE_ERROR, "monarch_exact": res.monarch_error <= EXACT_RELATIVE_ERROR,
         "original": png_data_url(img), "svd_image": png_data_url(res.svd_image),
         "monarch_image": png_data_url(res.monarch_image),
         "curve_svd": [{"params": p, "relative_error": e} for p, e in res.curve_svd],

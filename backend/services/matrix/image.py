@@ -3,6 +3,8 @@
 A grayscale n x n image, n = m^2, is a matrix A. The Monarch layout of block rank c (``square_layout(n, c)``)
 holds 2 c n^1.5 numbers and the rank-r SVD 2 n r, so c = 1, 2, ... is matched exactly by r = c m.
 Both error curves come from one SVD each: Eckart-Young for the SVD, the per-block tails for Monarch.
+c = m/2 stores as many numbers as the image and both are still approximations; only c = m (rank n, twice the
+image's storage) is exact for every image.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def _to_square_gray(im: Image.Image, n: int) -> np.ndarray:
 def load_image(data: bytes, n: int, *, max_pixels: int) -> np.ndarray:
     """Decode PNG/JPEG/GIF/BMP bytes into a centre-cropped grayscale n x n image in [0, 1]."""
     if not data:
-        raise ImageError("the uploaded image is empty")
+        raise ImageError("the uploaded file is empty; choose a PNG, JPEG, GIF or BMP image")
     try:
         with Image.open(io.BytesIO(data)) as im:
             pixels = im.width * im.height
@@ -106,8 +108,8 @@ class Compression:
     monarch_image: np.ndarray
     svd_error: float  # relative Frobenius error
     monarch_error: float
-    curve_svd: list[tuple[int, float]]  # (parameters, relative error), rank 1 .. n/2
-    curve_monarch: list[tuple[int, float]]  # (parameters, relative error), block rank 1 .. m/2
+    curve_svd: list[tuple[int, float]]  # (parameters, relative error), rank 1 .. n
+    curve_monarch: list[tuple[int, float]]  # (parameters, relative error), block rank 1 .. m
 
 
 def compress(img: np.ndarray, block_rank: int) -> Compression:
@@ -118,8 +120,8 @@ def compress(img: np.ndarray, block_rank: int) -> Compression:
     m = math.isqrt(n)
     if m * m != n:
         raise ImageError(f"image side {n} must be a perfect square")
-    if not 1 <= block_rank <= m // 2:
-        raise ImageError(f"block rank must be between 1 and {m // 2} (beyond that the budget exceeds the dense image)")
+    if not 1 <= block_rank <= m:
+        raise ImageError(f"block rank must be between 1 and sqrt(n) = {m}")
     a = np.asarray(img, dtype=np.float64)
     norm = float(np.linalg.norm(a)) or 1.0
     # SVD: one decomposition serves the image and the whole curve
@@ -127,13 +129,14 @@ def compress(img: np.ndarray, block_rank: int) -> Compression:
     r = block_rank * m
     svd_img = (u[:, :r] * s[:r]) @ vt[:r]
     tails = np.sqrt(np.maximum(np.cumsum((s**2)[::-1])[::-1], 0.0))  # tails[i] = ||A - A_i||_F
-    curve_svd = [(2 * n * k, float(tails[k]) / norm if k < n else 0.0) for k in range(1, n // 2 + 1)]
+    curve_svd = [(2 * n * k, float(tails[k]) / norm if k < n else 0.0) for k in range(1, n + 1)]
     # Monarch: the block-rank-c error is the per-block tail beyond c, for every c from one batched SVD
     w1_shape, w2_shape = square_layout(n, block_rank)
     proj = project(a, w1_shape, w2_shape)
     bsv = proj.block_singular_values.reshape(-1, proj.block_singular_values.shape[-1]) ** 2
     block_tails = np.cumsum(bsv[:, ::-1], axis=1)[:, ::-1].sum(axis=0)  # block_tails[c] = error^2 at block rank c
-    curve_monarch = [(2 * c * m**3, math.sqrt(max(float(block_tails[c]), 0.0)) / norm) for c in range(1, m // 2 + 1)]
+    block_tails = np.append(block_tails, 0.0)  # block rank m keeps every singular value of every block
+    curve_monarch = [(2 * c * m**3, math.sqrt(max(float(block_tails[c]), 0.0)) / norm) for c in range(1, m + 1)]
     monarch_img = monarch_to_dense(proj.w1, proj.w2)
     return Compression(
         n=n, block_rank=block_rank, svd_rank=r, params=2 * n * r, dense_params=n * n,

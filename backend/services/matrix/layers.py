@@ -60,7 +60,10 @@ class MonarchLinear(nn.Module):
             raise ValueError(f"expected {self.in_features} input features, got {x.shape[-1]}")
         if self.in_ext != self.in_features:
             x = F.pad(x, (0, self.in_ext - self.in_features))
-        y = monarch_matmul(x, self.blkdiag1, self.blkdiag2)[..., : self.out_features]
+        # Training: row-major like nn.Linear; the backward passes of a model's next ops on a batch-innermost view
+        # cost more than the transpose (the whole-model step, exp_monarch_mlp.py --stage speed, was slower than
+        # dense with the view). Inference: the copy-free view, which the next elementwise ops read as fast.
+        y = monarch_matmul(x, self.blkdiag1, self.blkdiag2, contiguous=torch.is_grad_enabled())[..., : self.out_features]
         return y + self.bias.to(y.dtype) if self.bias is not None else y
 
     @property

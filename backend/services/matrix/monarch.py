@@ -118,11 +118,10 @@ def _batch_inner(x: torch.Tensor, blocks: int, width: int) -> torch.Tensor:
 
 
 class _Workspace(threading.local):
-    """Per-thread scratch for intermediates that never leave a call.
+    """Per-thread scratch for the per-chunk intermediates, which never leave a call.
 
-    Buffers of >= 32 MiB are mmapped afresh by malloc on every allocation, and first-touch page faults then cost as
-    much as a Monarch GEMM pass (measured ~30 ms per 32 MiB in this VM at n = 4096, B = 2048); reusing them avoids it.
-    Only results handed to the caller, and tensors autograd saves, are allocated fresh.
+    Reusing them keeps them cache-resident and spares the allocator; they are only read before this thread's next
+    kernel call, so results handed to the caller and tensors autograd saves are always allocated fresh.
     """
 
     def __init__(self) -> None:
@@ -139,7 +138,16 @@ class _Workspace(threading.local):
 
 
 _WORKSPACE = _Workspace()
-_WORKSPACE_MIN_NUMEL = 1 << 20  # below this malloc recycles freed memory itself; no need to hold any
+
+# Rows of the batch processed per step: the widest row block (input, intermediate or output) is about this many
+# bytes. Smaller chunks keep the intermediate in L2 but make each of the 2 * blocks small GEMMs narrower, and MKL's
+# efficiency falls with the width; on this 2-core VM 16 MiB (1024 rows at n = 4096) was within 3% of the best in
+# every sweep (scripts/bench_matrix.py --profile), 2 MiB was 25% slower under load.
+CHUNK_BYTES = 16 << 20
+_MIN_CHUNK_ROWS = 16
+# Results at least this large come from numpy, whose allocator asks for transparent huge pages (see _fresh_output).
+_HUGE_PAGE_BYTES = 4 << 20
+_NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
 
 
 def clear_workspace() -> None:
@@ -147,87 +155,152 @@ def clear_workspace() -> None:
     _WORKSPACE.buffers.clear()
 
 
-def _buffer(role: str, shape: tuple[int, ...], like: torch.Tensor, scratch: bool) -> torch.Tensor:
-    if scratch and math.prod(shape) >= _WORKSPACE_MIN_NUMEL:
-        return _WORKSPACE.get(role, shape, like)
+def _chunk_rows(bsz: int, width: int, itemsize: int) -> int:
+    return max(1, min(bsz, max(_MIN_CHUNK_ROWS, CHUNK_BYTES // (itemsize * width))))
+
+
+def _fresh_output(shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """A new result buffer.
+
+    A fresh 32 MiB buffer from torch.empty is mmapped in 4 KiB pages and every first touch faults: ~15 ms per call at
+    n = 4096, B = 2048, as long as the whole multiply should take. numpy's allocator marks arrays >= 4 MiB
+    MADV_HUGEPAGE, so the same buffer faults in 2 MiB pages (measured 5.7 ms instead of 14.5 ms for 32 MiB).
+    The tensor shares the array's memory and keeps it alive; the only difference is that it cannot be resized.
+    """
+    nbytes = math.prod(shape) * like.element_size()
+    if like.device.type == "cpu" and like.dtype in _NUMPY_DTYPES and nbytes >= _HUGE_PAGE_BYTES:
+        return torch.from_numpy(np.empty(shape, dtype=_NUMPY_DTYPES[like.dtype]))
     return torch.empty(shape, dtype=like.dtype, device=like.device)
 
 
-def _forward_kernel(
-    x2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, *, keep_z: bool = True, contiguous: bool = False
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """y = M x for each row of x2 (B, n_in). Returns (y (B, n_out), intermediate z (k, q, B)).
+def _result(rows: int, cols: int, like: torch.Tensor, contiguous: bool, out: torch.Tensor | None) -> torch.Tensor:
+    """The (rows, cols) result: row-major, or a transposed view of a (cols, rows) buffer (batch innermost)."""
+    if out is not None:
+        return out
+    if contiguous:
+        return _fresh_output((rows, cols), like)
+    return _fresh_output((cols, rows), like).t()
 
-    y is a transposed view of a fresh (n_out, B) buffer, or with ``contiguous`` a fresh row-major (B, n_out) copy.
-    ``keep_z=False`` lets z live in the per-thread workspace (callers that do not save it for backward).
+
+def _forward_kernel(
+    x2: torch.Tensor,
+    w1: torch.Tensor,
+    w2: torch.Tensor,
+    *,
+    keep_z: bool = True,
+    contiguous: bool = False,
+    out: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """y = M x for each row of x2 (B, n_in). Returns (y (B, n_out), the intermediate z (k, q, B) if ``keep_z``).
+
+    y is row-major with ``contiguous`` (or when ``out`` is row-major), else a transposed view of a (n_out, B) buffer.
+    The batch is walked in chunks of rows: per chunk one batched GEMM applies R (x read in place as (k, p, rows)),
+    the middle shuffle P is a view of the chunk's intermediate, and one batched GEMM applies L, writing straight into
+    the result when it is batch-innermost (bmm's out= accepts that strided view), else into a scratch block that one
+    2-D transpose copies into the row-major result.
     """
     k, q, p = w1.shape
     l, s, r = w2.shape
-    bsz = x2.shape[0]
-    # (k, q, B): t = kk*q + qq is the row index of z.view(k*q, B). bmm with out= takes the MKL batched-GEMM path
-    # straight on the strided view; the allocating call was measured ~7x slower here (n=1024, B=2048, 1 thread).
-    z = _buffer("z", (k, q, bsz), x2, scratch=not keep_z)
-    torch.bmm(w1, _batch_inner(x2, k, p), out=z)
-    zv = z.view(r, l, bsz)  # the middle P is just this view: t = rr*l + ll
-    # L blocks: one batched GEMM over ll (zv.transpose(0, 1) is a strided batch BLAS reads in place) into scratch,
-    # then one axis swap of whole B-long rows into out[ss, ll] = y[ss*l + ll]. A loop of l GEMMs writing straight
-    # into out's strided slices avoids the swap but opens l OpenMP regions: 3x slower with 2 threads on a loaded box.
-    ly = _buffer("ly", (l, s, bsz), x2, scratch=True)
-    torch.bmm(w2, zv.transpose(0, 1), out=ly)
-    out = _buffer("out", (s, l, bsz), x2, scratch=contiguous)
-    out.copy_(ly.transpose(0, 1))
-    y = out.view(s * l, bsz).t()
-    if contiguous:
-        y = torch.empty(bsz, s * l, dtype=x2.dtype, device=x2.device).copy_(y)
-    return y, z
+    bsz, n_out = x2.shape[0], l * s
+    xin = _batch_inner(x2, k, p)
+    z_all = torch.empty(k * q, bsz, dtype=x2.dtype, device=x2.device) if keep_z else None
+    y = _result(bsz, n_out, x2, contiguous, out)
+    row_major = y.is_contiguous()
+    y_blocks = None if row_major else y.t().view(s, l, bsz)  # y[b, ss*l + ll] = y_blocks[ss, ll, b]
+    rows = _chunk_rows(bsz, max(k * p, k * q, n_out), x2.element_size())
+    for start in range(0, bsz, rows):
+        stop = min(bsz, start + rows)
+        c = stop - start
+        z = z_all[:, start:stop] if z_all is not None else _WORKSPACE.get("z", (k * q, c), x2)
+        torch.bmm(w1, xin[:, :, start:stop], out=z.view(k, q, c))
+        zv = z.view(r, l, c).transpose(0, 1)  # the middle P: intermediate t = rr*l + ll feeds L block ll
+        if row_major:
+            block = _WORKSPACE.get("y", (s, l, c), x2)
+            torch.bmm(w2, zv, out=block.transpose(0, 1))
+            y[start:stop].copy_(block.view(n_out, c).t())  # contiguous <- transposed 2-D: torch's blocked copy
+        else:
+            torch.bmm(w2, zv, out=y_blocks[:, :, start:stop].transpose(0, 1))
+    return y, (z_all.view(k, q, bsz) if z_all is not None else None)
 
 
-def _transpose_kernel(y2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """x = M^T y for each row of y2 (B, n_out). Returns (x as a (B, n_in) view, intermediate g (k, q, B))."""
+def _backward_kernel(
+    gy: torch.Tensor,
+    w1: torch.Tensor,
+    w2: torch.Tensor,
+    *,
+    x2: torch.Tensor | None = None,
+    z: torch.Tensor | None = None,
+    need_input: bool = True,
+    contiguous: bool = False,
+    out: torch.Tensor | None = None,
+) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+    """M^T applied to each row of gy (B, n_out), and the factor gradients, in one pass over the batch.
+
+    Returns (gx = gy M, i.e. M^T per row, or None; dL/dw1 if ``x2`` is given; dL/dw2 if the forward's ``z`` is
+    given). The factor gradients are sums over the batch, accumulated chunk by chunk (baddbmm), so neither gy nor
+    the intermediate g is ever transposed or stored whole.
+    """
     k, q, p = w1.shape
     l, s, r = w2.shape
-    bsz = y2.shape[0]
-    # y[ss*l + ll] must be read per ll as an (s, B) unit-stride matrix: that needs the (n_out, B) layout.
-    yt = y2.t() if y2.t().is_contiguous() else _buffer("yt", (l * s, bsz), y2, scratch=True).copy_(y2.t())
-    yv = yt.view(s, l, bsz)
-    gl = _buffer("gl", (l, r, bsz), y2, scratch=True)
-    torch.bmm(w2.transpose(1, 2), yv.transpose(0, 1), out=gl)  # per L block: w2[ll]^T @ y_ll, see _forward_kernel
-    g = _buffer("g", (r, l, bsz), y2, scratch=True)  # only read before this thread's next kernel call
-    g.copy_(gl.transpose(0, 1))
-    g = g.view(k, q, bsz)
-    xt = torch.empty(k, p, bsz, dtype=y2.dtype, device=y2.device)
-    torch.bmm(w1.transpose(1, 2), g, out=xt)  # (k, p, B); out= for speed, as in _forward_kernel
-    return xt.view(k * p, bsz).t(), g
+    bsz, n_in, n_out = gy.shape[0], k * p, l * s
+    gy_t = gy.t() if gy.t().is_contiguous() else None  # already batch-innermost: no per-chunk transpose needed
+    xin = _batch_inner(x2, k, p) if x2 is not None else None
+    gw1 = torch.zeros_like(w1) if x2 is not None else None
+    gw2 = torch.zeros_like(w2) if z is not None else None
+    gx = _result(bsz, n_in, gy, contiguous, out) if need_input else None
+    row_major = gx is not None and gx.is_contiguous()
+    gx_blocks = None if gx is None or row_major else gx.t().view(k, p, bsz)
+    z_rows = z.reshape(k * q, bsz) if z is not None else None
+    w1_t, w2_t = w1.transpose(1, 2), w2.transpose(1, 2)
+    rows = _chunk_rows(bsz, max(n_in, k * q, n_out), gy.element_size())
+    for start in range(0, bsz, rows):
+        stop = min(bsz, start + rows)
+        c = stop - start
+        if gy_t is not None:
+            yc = gy_t[:, start:stop]
+        else:
+            yc = _WORKSPACE.get("gy", (n_out, c), gy).copy_(gy[start:stop].t())
+        yv = yc.view(s, l, c).transpose(0, 1)  # (l, s, c): rows of L block ll
+        if gw2 is not None:
+            gw2.baddbmm_(yv, z_rows[:, start:stop].view(r, l, c).transpose(0, 1).transpose(1, 2))
+        g = _WORKSPACE.get("g", (k * q, c), gy)
+        torch.bmm(w2_t, yv, out=g.view(r, l, c).transpose(0, 1))  # dL/dz, back through the middle P
+        gk = g.view(k, q, c)
+        if gw1 is not None:
+            gw1.baddbmm_(gk, xin[:, :, start:stop].transpose(1, 2))
+        if gx is None:
+            continue
+        if row_major:
+            block = _WORKSPACE.get("gx", (k, p, c), gy)
+            torch.bmm(w1_t, gk, out=block)
+            gx[start:stop].copy_(block.view(n_in, c).t())
+        else:
+            torch.bmm(w1_t, gk, out=gx_blocks[:, :, start:stop])
+    return gx, gw1, gw2
 
 
 class _MonarchFunction(torch.autograd.Function):
-    """Autograd for the fast kernel: the backward pass reuses the same batch-innermost GEMMs."""
+    """Autograd for the fast kernel: the backward pass reuses the same chunked, batch-innermost GEMMs."""
 
     @staticmethod
-    def forward(ctx, x2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        y, z = _forward_kernel(x2, w1, w2)
+    def forward(  # type: ignore[override]
+        ctx, x2: torch.Tensor, w1: torch.Tensor, w2: torch.Tensor, contiguous: bool
+    ) -> torch.Tensor:
+        y, z = _forward_kernel(x2, w1, w2, keep_z=True, contiguous=contiguous)
         ctx.save_for_backward(x2, w1, w2, z)
         return y
 
     @staticmethod
     def backward(ctx, gy: torch.Tensor):  # type: ignore[override]
         x2, w1, w2, z = ctx.saved_tensors
-        k, q, p = w1.shape
-        l, s, r = w2.shape
-        bsz = x2.shape[0]
-        gx2, g = _transpose_kernel(gy, w1, w2)  # g = dLoss/dz, (k, q, B)
-        gw1 = gw2 = None
-        if ctx.needs_input_grad[2]:
-            gyt = gy.t() if gy.t().is_contiguous() else gy.t().contiguous()
-            gyv = gyt.view(s, l, bsz).transpose(0, 1)  # (l, s, B)
-            zv = z.view(r, l, bsz).transpose(0, 1)  # (l, r, B)
-            gw2 = torch.empty(l, s, r, dtype=gy.dtype, device=gy.device)
-            torch.bmm(gyv, zv.transpose(1, 2), out=gw2)
-        if ctx.needs_input_grad[1]:
-            xb = _batch_inner(x2, k, p)  # (k, p, B)
-            gw1 = torch.empty(k, q, p, dtype=x2.dtype, device=x2.device)
-            torch.bmm(g, xb.transpose(1, 2), out=gw1)
-        return (gx2 if ctx.needs_input_grad[0] else None), gw1, gw2
+        need_x, need_w1, need_w2, _ = ctx.needs_input_grad
+        # the input's gradient in the input's own layout: a row-major gradient into a model's row-major activations
+        # keeps the elementwise ops around the layer on contiguous memory
+        gx2, gw1, gw2 = _backward_kernel(
+            gy, w1, w2, x2=x2 if need_w1 else None, z=z if need_w2 else None, need_input=need_x,
+            contiguous=x2.is_contiguous(),
+        )
+        return gx2, gw1, gw2, None
 
 
 def _operands(a: Array, w1: Array, w2: Array, *, transposed: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -244,12 +317,27 @@ def _operands(a: Array, w1: Array, w2: Array, *, transposed: bool) -> tuple[torc
     return at, w1t, w2t
 
 
-def monarch_matmul(x: Array, w1: Array, w2: Array, *, contiguous: bool = False) -> Array:
+def _check_out(out: torch.Tensor | None, shape: tuple[int, int], like: torch.Tensor) -> torch.Tensor | None:
+    """``out`` must be a (B, n) tensor of the input's dtype, row-major or the transpose of a contiguous (n, B)."""
+    if out is None:
+        return None
+    if not isinstance(out, torch.Tensor):
+        raise TypeError("out must be a torch tensor")
+    if tuple(out.shape) != shape or out.dtype != like.dtype or out.device != like.device:
+        raise ValueError(f"out must be a {like.dtype} tensor of shape {shape}, got {out.dtype} {tuple(out.shape)}")
+    if not (out.is_contiguous() or out.t().is_contiguous()):
+        raise ValueError("out must be contiguous or the transpose of a contiguous tensor")
+    return out
+
+
+def monarch_matmul(x: Array, w1: Array, w2: Array, *, contiguous: bool = False, out: torch.Tensor | None = None) -> Array:
     """Compute ``x @ M^T`` (i.e. M applied to every row) for x of shape (..., n_in); float32 or float64.
 
     Works on numpy arrays (zero-copy through torch) and on torch tensors, with autograd. The result of a 2-D input
     is a (B, n_out) *transposed view* of a contiguous (n_out, B) buffer unless ``contiguous=True``: returning the
-    view skips one full copy of the output, and feeding it to another Monarch multiply is copy-free too.
+    view skips one full transpose of the output, and feeding it to another Monarch multiply is copy-free too.
+    ``out`` (2-D inputs, no autograd): a preallocated (B, n_out) tensor, row-major or transposed-contiguous, written
+    in place and returned, as with torch's ``out=``.
     """
     xt, w1t, w2t = _operands(x, w1, w2, transposed=False)
     k, _, p = w1t.shape
@@ -257,28 +345,42 @@ def monarch_matmul(x: Array, w1: Array, w2: Array, *, contiguous: bool = False) 
     lead = xt.shape[:-1]
     x2 = xt.reshape(-1, k * p)
     contiguous = contiguous or len(lead) != 1
+    wants_grad = torch.is_grad_enabled() and (x2.requires_grad or w1t.requires_grad or w2t.requires_grad)
+    if out is not None and (len(lead) != 1 or wants_grad):
+        raise ValueError("out= takes a 2-D input and no autograd")
+    out = _check_out(out, (x2.shape[0], l * s), x2)
     if x2.shape[0] == 0:
-        y = x2.new_zeros(0, l * s)
-    elif torch.is_grad_enabled() and (x2.requires_grad or w1t.requires_grad or w2t.requires_grad):
-        y = _MonarchFunction.apply(x2, w1t, w2t)
-        y = y.contiguous() if contiguous else y
+        y = x2.new_zeros(0, l * s) if out is None else out
+    elif wants_grad:
+        y = _MonarchFunction.apply(x2, w1t, w2t, contiguous)
     else:
         with torch.no_grad():
-            y = _forward_kernel(x2, w1t, w2t, keep_z=False, contiguous=contiguous)[0]
+            y = _forward_kernel(x2, w1t, w2t, keep_z=False, contiguous=contiguous, out=out)[0]
+    if out is not None:
+        return out
     return _like(y.reshape(*lead, l * s), x)
 
 
-def monarch_matmul_transposed(y: Array, w1: Array, w2: Array, *, contiguous: bool = False) -> Array:
+def monarch_matmul_transposed(
+    y: Array, w1: Array, w2: Array, *, contiguous: bool = False, out: torch.Tensor | None = None
+) -> Array:
     """Compute ``y @ M`` (i.e. M^T applied to every row) for y of shape (..., n_out). No autograd."""
     yt, w1t, w2t = _operands(y, w1, w2, transposed=True)
     k, _, p = w1t.shape
     l, s, _ = w2t.shape
     lead = yt.shape[:-1]
     y2 = yt.reshape(-1, l * s)
+    contiguous = contiguous or len(lead) != 1
+    if out is not None and len(lead) != 1:
+        raise ValueError("out= takes a 2-D input")
+    out = _check_out(out, (y2.shape[0], k * p), y2)
     with torch.no_grad():
-        x = y2.new_zeros(0, k * p) if y2.shape[0] == 0 else _transpose_kernel(y2, w1t, w2t)[0]
-    if contiguous or len(lead) != 1:
-        x = x.contiguous()
+        if y2.shape[0] == 0:
+            x = y2.new_zeros(0, k * p) if out is None else out
+        else:
+            x = _backward_kernel(y2, w1t, w2t, contiguous=contiguous, out=out)[0]
+    if out is not None:
+        return out
     return _like(x.reshape(*lead, k * p), y)
 
 

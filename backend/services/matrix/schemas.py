@@ -114,20 +114,23 @@ class MonarchResponse(BaseModel):
 class CompressForm(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    builtin: Literal["hopper", "pattern"] = Field("hopper", description="built-in image, used when no `image` is sent")
+    builtin: Literal["hopper", "pattern"] | None = Field(
+        None, description="built-in image (default hopper when no `image` is uploaded); send it or an `image`, not both")
     size: int = Field(
         256, ge=4, description="side n of the square grayscale image; a perfect square (64, 256, 1024)",
         json_schema_extra=capped_by("MATRIX_IMAGE_MAX_SIZE", "pixels a side"),
     )
-    block_rank: int = Field(1, ge=1, description="Monarch block rank c; SVD rank r = c sqrt(n) at equal parameters")
+    block_rank: int = Field(
+        1, ge=1, description="Monarch block rank c, 1 <= c <= sqrt(size); SVD rank r = c sqrt(n) at equal parameters; "
+        "c = sqrt(n)/2 stores as many numbers as the image, only c = sqrt(n) (twice the storage) is exact")
 
     @model_validator(mode="after")
     def _square_side(self) -> CompressForm:
         m = math.isqrt(self.size)
         if m * m != self.size:
             raise ValueError(f"size must be a perfect square (e.g. 64, 256, 1024), got {self.size}")
-        if self.block_rank > m // 2:
-            raise ValueError(f"block_rank must be at most sqrt(size)/2 = {m // 2} (beyond it Monarch exceeds the dense size)")
+        if self.block_rank > m:
+            raise ValueError(f"block_rank must be at most sqrt(size) = {m} for a {self.size} x {self.size} image")
         return self
 
 
@@ -143,8 +146,10 @@ class CompressResponse(BaseModel):
     svd_rank: int
     params: int
     dense_params: int
-    svd_error: float
-    monarch_error: float
+    svd_error: float = Field(description="relative Frobenius error of the rank-r SVD approximation")
+    monarch_error: float = Field(description="relative Frobenius error of the block-rank-c Monarch approximation")
+    svd_exact: bool = Field(description="the SVD approximation equals the image up to round-off (error <= 1e-12)")
+    monarch_exact: bool = Field(description="the Monarch approximation equals the image up to round-off")
     original: str = Field(description="data: URL of the grayscale PNG")
     svd_image: str
     monarch_image: str
