@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
+
+from backend.services.continuation.service import DEFAULT_METHOD, EXAMPLES
 
 
 def post(client, **body):
@@ -76,14 +80,14 @@ def test_invalid_fields_are_422(client, body, field):
     assert r.get_json()["field"] == field
 
 
-def test_limits_are_422_naming_the_setting(client, app):
+def test_limits_are_422_in_the_users_words_with_the_setting_beside(client, app):
     r = post(client, prompt="x", max_new_tokens=app.config["CONTINUATION_MAX_NEW_TOKENS"] + 1)
     body = r.get_json()
     assert r.status_code == 422 and (body["limit"], body["field"]) == ("CONTINUATION_MAX_NEW_TOKENS", "max_new_tokens")
     assert body["error"] == "65 new tokens is over the limit of 64 new tokens; use at most 64 new tokens"
     r = post(client, prompt="x" * (app.config["CONTINUATION_MAX_PROMPT_CHARS"] + 1))
     assert r.status_code == 422 and r.get_json()["limit"] == "CONTINUATION_MAX_PROMPT_CHARS"
-    assert "CONTINUATION_" not in r.get_json()["error"]
+    assert r.get_json()["field"] == "prompt" and "CONTINUATION_" not in r.get_json()["error"]
     r = post(client, prompt="a\x00b")
     assert r.status_code == 422 and r.get_json()["field"] == "prompt"
     r = client.post("/api/continue", data='{"prompt": "a\\ud800"}', content_type="application/json")
@@ -103,6 +107,81 @@ def test_missing_checkpoints_are_503(client, app, tmp_path):
     app.config["CONTINUATION_CHECKPOINTS"] = str(tmp_path / "nowhere")
     r = post(client, prompt="x")
     assert r.status_code == 503 and "train_continuation.py" in r.get_json()["error"]
+    r = client.post("/api/continue/jobs", json={"prompt": "x"})
+    assert r.status_code == 503 and "train_continuation.py" in r.get_json()["error"]
+
+
+def test_the_default_method_is_the_evaluations_best_on_partial_tokens(client):
+    data = post(client, prompt="Always import numpy", max_new_tokens=3).get_json()
+    assert data["method"] == DEFAULT_METHOD == "backoff-multi"
+    assert data["continuation"].startswith(" as np")
+
+
+@pytest.mark.parametrize("prompt, expected", EXAMPLES)
+def test_every_example_on_the_page_shows_the_fix_working(client, prompt, expected):
+    # the shipped GPT, greedy, as the page runs it: the default fix finishes the word, naive decoding does not
+    fixed = post(client, prompt=prompt, max_new_tokens=12).get_json()
+    naive = post(client, prompt=prompt, method="naive", max_new_tokens=12).get_json()
+    assert fixed["continuation"].startswith(expected), fixed["continuation"]
+    assert not naive["continuation"].startswith(expected), naive["continuation"]
+    assert fixed["removed"] and prompt.endswith(fixed["removed"])
+
+
+def test_the_compare_job_runs_naive_and_the_fix_with_progress(client):
+    from backend.jobs import LocalContext
+    from backend.services.continuation.schemas import ContinueRequest
+    from backend.services.continuation.tasks import compare_job
+
+    ctx = LocalContext()
+    out = compare_job(ContinueRequest(prompt="Return the number of by", max_new_tokens=4), ctx)
+    seen = ctx.updates
+    assert out["naive"]["method"] == "naive" and out["fixed"]["method"] == DEFAULT_METHOD
+    assert out["fixed"]["continuation"].startswith("tes") and not out["naive"]["continuation"].startswith("tes")
+    fractions = [f for f, _ in seen]
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0 and len(fractions) >= 8
+    assert any("naive: token" in m for _, m in seen) and any("backoff-multi: token" in m for _, m in seen)
+
+
+def test_the_compare_job_kind_checks_its_caps_at_submission(client):
+    r = client.post("/api/jobs", json={"kind": "continuation.compare",
+                                       "params": {"prompt": "x", "max_new_tokens": 10**6}})
+    assert r.status_code == 422 and r.get_json()["limit"] == "CONTINUATION_MAX_NEW_TOKENS"
+
+
+def test_a_cancelled_compare_job_stops_at_the_next_token():
+    from backend.jobs import JobCancelled, LocalContext
+    from backend.services.continuation.schemas import ContinueRequest
+    from backend.services.continuation.tasks import compare_job
+
+    ctx = LocalContext(cancelled=True)
+    with pytest.raises(JobCancelled):
+        compare_job(ContinueRequest(prompt="x", max_new_tokens=4), ctx)
+
+
+def test_job_endpoint_starts_a_job_that_finishes(client):
+    r = client.post("/api/continue/jobs", json={"prompt": "我们明天从白云", "max_new_tokens": 3})
+    assert r.status_code == 202, r.get_json()
+    job = r.get_json()
+    assert job["kind"] == "continuation.compare" and job["job_key"] and "key=" in job["status_url"]
+    assert r.headers["Location"] == job["status_url"]
+    for _ in range(600):
+        state = client.get(job["status_url"]).get_json()
+        if state["status"] in ("done", "failed", "cancelled"):
+            break
+        time.sleep(0.1)
+    assert state["status"] == "done", state
+    assert state["result"]["fixed"]["continuation"].startswith("机场")
+
+
+@pytest.mark.parametrize(
+    "body, field",
+    [({"prompt": ""}, "prompt"), ({"prompt": "x", "max_new_tokens": 10**6}, "max_new_tokens"),
+     ({"prompt": "x", "temperature": -1}, "temperature"), ({"prompt": "x", "method": "guess"}, "method"),
+     ({"prompt": "a\x00b"}, "prompt")],
+)
+def test_job_endpoint_bad_fields_are_422_before_any_job(client, body, field):
+    r = client.post("/api/continue/jobs", json=body)
+    assert r.status_code == 422 and r.get_json()["field"] == field
 
 
 def test_page_renders_and_escapes(client):
@@ -113,6 +192,6 @@ def test_page_renders_and_escapes(client):
     assert "<script>alert" not in html
 
 
-def test_openapi_lists_the_endpoint(client):
+def test_openapi_lists_the_endpoints(client):
     doc = client.get("/api/openapi.json").get_json()
-    assert "/api/continue" in doc["paths"]
+    assert "/api/continue" in doc["paths"] and "/api/continue/jobs" in doc["paths"]

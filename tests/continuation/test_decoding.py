@@ -8,10 +8,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from backend.services.continuation.decoding import (
+    INCONSISTENT,
     METHODS,
+    NOT_CHARACTERS,
     Constraint,
+    char_rank,
     choose_backoff,
     continue_prompt,
+    next_char_distribution,
     score_gold,
 )
 from backend.services.continuation.tokenizer import utf8_complete_prefix
@@ -185,3 +189,38 @@ def test_gpt_continuation(tok, gpt):
 def test_unknown_method(tok, ngram):
     with pytest.raises(ValueError):
         continue_prompt(ngram, tok, "x", "guess")
+
+
+def test_next_character_distribution_of_naive_groups_the_next_token_distribution(tok, ngram):
+    prompt = "我们明天从白云"
+    dist = next_char_distribution(ngram, tok, prompt, "naive")
+    p = ngram.next_token_probs(tok.encode(prompt))
+    jichang = sum(p[i] for i, b in enumerate(tok.piece_bytes) if i not in tok.special_ids and b.startswith("机".encode()))
+    assert dist["机"] == pytest.approx(jichang)
+    assert sum(dist.values()) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("method", ["backoff", "backoff-multi", "heal"])
+def test_next_character_distribution_of_the_fixes(tok, ngram, method):
+    prompt = "我们明天从白云"
+    dist = next_char_distribution(ngram, tok, prompt, method)
+    assert sum(dist.values()) == pytest.approx(1.0)
+    # the first character after the prompt under the fix: 机 (airport) most likely, as the greedy decoding says
+    assert max((c for c in dist if c not in NOT_CHARACTERS), key=dist.get) == "机"
+    assert char_rank(dist, "机") == 1
+    if method == "backoff":  # q over C, then the next step after the removed token itself
+        ids = tok.encode(prompt)
+        lp = ngram.next_token_logprobs(ids[:-1])
+        cands = tok.index.extensions(tok.piece_bytes[ids[-1]])
+        q = np.exp(lp[cands] - np.logaddexp.reduce(lp[cands]))
+        by_char = sum(qi for t, qi in zip(cands, q, strict=True) if tok.piece_bytes[t][len("白云".encode()):]
+                      .startswith("机".encode()))
+        after_r = ngram.next_token_probs(ids)
+        tail = q[cands.index(ids[-1])] * sum(after_r[i] for i, b in enumerate(tok.piece_bytes)
+                                              if i not in tok.special_ids and b.startswith("机".encode()))
+        assert dist["机"] == pytest.approx(by_char + tail)
+
+
+def test_char_rank_counts_only_characters():
+    dist = {"a": 0.5, "b": 0.2, INCONSISTENT: 0.25, "</s>": 0.05}
+    assert char_rank(dist, "a") == 1 and char_rank(dist, "b") == 2 and char_rank(dist, "z") == 4

@@ -7,7 +7,13 @@ import pytest
 import torch
 
 from backend.services.continuation.corpus import Sentence, chinese_sentences, template_sentences
-from backend.services.continuation.evaluation import System, evaluate, format_table, make_cuts, token_boundaries
+from backend.services.continuation.evaluation import (
+    System,
+    evaluate_system,
+    exact_references,
+    make_cuts,
+    token_boundaries,
+)
 from backend.services.continuation.gpt import GPT, GPTLM, GPTConfig, load_checkpoint, save_checkpoint
 from backend.services.continuation.ngram import NGramLM
 from backend.services.continuation.segsample import SegmentationSampler
@@ -110,14 +116,85 @@ def test_chinese_corpus_word_boundaries(tmp_path):
     assert s.text == "迈向充满希望的新世纪和未来。" and s.word_ends == [2, 4, 6, 7, 8, 10, 11, 13, 14]
 
 
-def test_cuts_and_evaluation_rows(tok, ngram):
+def test_cuts_and_evaluation_records(tok, ngram):
     sent = Sentence("我们明天从白云机场出发。", "tpl", [2, 4, 5, 9, 11, 12])
     bounds = token_boundaries(tok, sent.text)
     cuts = make_cuts(tok, [sent], m=2)
     kinds = {c.kind: c for c in cuts}
     assert kinds["inside"].prompt + kinds["inside"].gold == sent.text
     assert len(kinds["inside"].prompt) not in bounds and len(kinds["token"].prompt) in bounds
-    rows = evaluate(tok, "ngram", [System("naive", ngram, "naive"), System("fix", ngram, "backoff")], cuts, m=2)
-    assert {r.kind for r in rows} >= {"inside", "token"}
-    table = format_table(rows, 2)
-    assert table.count("\n") == len(rows) + 1 and "exact@2" in table
+    naive = evaluate_system(tok, System("naive", ngram, "naive"), cuts, m=2)
+    fixed = evaluate_system(tok, System("fix", ngram, "backoff"), cuts, m=2)
+    assert len(naive.exact) == len(fixed.rank) == len(cuts)
+    inside = [i for i, c in enumerate(cuts) if c.kind == "inside"][0]
+    assert fixed.rank[inside] <= naive.rank[inside] and fixed.cands[inside] > 0 and naive.cands[inside] == 0
+    ref = exact_references(tok, ngram, cuts, m=2)
+    # the exact conditional is a probability: at most 0 nats, and finite
+    assert all(np.isfinite(v) and v <= 0 for v in ref["ll"]) and len(ref["rank"]) == len(cuts)
+
+
+def test_the_legacy_sampler_is_available_seeded_and_lossless(tok):
+    sampler = SegmentationSampler(tok, alpha=0.1, sampler="legacy")
+    text = "Return the number of bytes in the string. 广州的白云机场"
+    a = sampler.sample_ids(text, np.random.default_rng(3))
+    assert tok.decode(a) == text and a == sampler.sample_ids(text, np.random.default_rng(3))
+    with pytest.raises(ValueError):
+        SegmentationSampler(tok, alpha=0.1, sampler="guess")
+
+
+def test_report_tables_count_discordant_pairs(tok):
+    from backend.services.continuation.evaluation import Cut
+    from backend.services.continuation.report import methods_table, seeds_table
+
+    cuts = [Cut("p", "g", "inside", "en")] * 4 + [Cut("p", "g", "token", "zh")] * 2
+
+    def rec(exact, ll):
+        n = len(exact)
+        return {"exact": exact, "ll": ll, "top1": exact, "rank": [1] * n, "passes": [3] * n, "cands": [0] * n}
+
+    model = {"systems": {"naive": rec([0, 0, 1, 0, 1, 0], [-2.0] * 6),
+                         "fix": rec([1, 1, 1, 0, 1, 0], [-1.0] * 5 + [float("-inf")])}}
+    table = methods_table(cuts, model, 5)
+    fix_en = next(line for line in table.splitlines() if "| English |" in line and "| fix |" in line)
+    assert "| 2 / 0 |" in fix_en and "| 75.0% |" in fix_en  # b = fix right and naive wrong on two cuts
+    fix_zh = next(line for line in table.splitlines() if "| Chinese |" in line and "| fix |" in line)
+    assert "| 0 / 0 |" in fix_zh
+    two_seeds = seeds_table(cuts, {"a": [model, model], "b": [model, model]}, {"a": "A", "b": "B"}, 5, "a",
+                            {"a": "naive", "b": "fix"}, {"a": "method", "b": "method"})
+    line = next(row for row in two_seeds.splitlines() if "| English |" in row and "| B |" in row)
+    assert "| 4 / 0 |" in line  # counted over (seed, cut) pairs
+
+
+def test_default_method_table_pairs_the_default_against_each_method():
+    from backend.services.continuation.evaluation import Cut
+    from backend.services.continuation.report import default_method_table
+
+    cuts = [Cut("p", "g", "inside", "en")] * 4 + [Cut("p", "g", "inside", "zh")] * 2 + [Cut("p", "g", "token", "en")]
+
+    def rec(exact):
+        return {"exact": exact}
+
+    results = {"ngram": {"systems": {"naive": rec([0, 0, 0, 0, 0, 0, 1]), "multi": rec([1, 1, 0, 1, 0, 1, 0]),
+                                     "su": rec([1, 0, 0, 0, 1, 0, 1])}}}
+    table, best = default_method_table(cuts, results, 5, "multi")
+    assert best == "multi"
+    row = next(line for line in table.splitlines() if "| English |" in line and "| su |" in line)
+    assert "| 4 | 75.0% | su | 25.0% |" in row and "| 2 / 0 |" in row  # the token-boundary cut is left out
+    pooled = next(line for line in table.splitlines() if "| all |" in line and "| su |" in line)
+    assert "| 6 |" in pooled and "| 3 / 1 |" in pooled
+    _, best_su = default_method_table(cuts, {"ngram": {"systems": {"multi": rec([0] * 7), "su": rec([1] * 7)}}},
+                                      5, "multi")
+    assert best_su == "su"
+
+
+def test_batched_sequence_scores_equal_one_pass_per_sequence():
+    torch.manual_seed(0)
+    cfg = GPTConfig(vocab_size=30, block_size=8, n_layer=1, n_head=2, n_embd=16)
+    lm = GPTLM(GPT(cfg).eval(), bos_id=1)
+    seqs = [[3, 4, 5], [6], [], [7, 8, 9, 10, 11, 12, 13, 14, 15, 16]]  # the last is longer than one window
+    at = [[0, 3], [1], [0], [2, 10]]
+    for seq, positions, (token_lp, dists) in zip(seqs, at, lm.score_sequences(seqs, at), strict=True):
+        for k, t in enumerate(seq):
+            assert token_lp[k] == pytest.approx(lm.next_token_logprobs(seq[:k])[t], abs=1e-5)
+        for row, k in zip(dists, positions, strict=True):
+            assert np.allclose(row, lm.next_token_logprobs(seq[:k]), atol=1e-5)

@@ -8,6 +8,10 @@ it) is deterministic for a given Python and package version; its SHA-256 is reco
   tags b/m/e/s), from which we also recover the gold word boundaries used by the evaluation.
 - A few hundred template sentences with the examples from Su's post (白云机场, ``import numpy as np``), so
   that those long pieces exist and the demo page can show them.
+
+A development split (for tuning, e.g. the random-segmentation alpha) comes from text that neither the tokenizer
+nor any model saw: English prose of the Python reference that CPython ships as ``pydoc_data.topics`` (not
+docstrings, so not in the corpus) and the People's Daily sentences after the ones the corpus takes.
 """
 
 from __future__ import annotations
@@ -154,6 +158,30 @@ def template_sentences(n: int, seed: int = 0) -> list[Sentence]:
             text = rng.choice(en_before) + rng.choice(en) + "."
         out.append(Sentence(text, "tpl"))
     return out
+
+
+def english_dev_sentences(n: int, exclude: set[str]) -> list[Sentence]:
+    """``n`` prose sentences of ``pydoc_data.topics`` (the Python reference), evenly spread, none in ``exclude``."""
+    import pydoc_data.topics as topics
+
+    found: list[str] = []
+    for key in sorted(topics.topics):
+        for sent in _doc_sentences(topics.topics[key]):
+            if sent not in exclude and sent not in found:
+                found.append(sent)
+    step = max(1, len(found) // max(1, n))
+    return [Sentence(t, "en", [m.start() for m in re.finditer(r"(?<=\S) ", t)] + [len(t)]) for t in found[::step][:n]]
+
+
+def dev_split(n_per_language: int = 300, en_chars: int = 1_500_000, zh_chars: int = 1_200_000) -> list[Sentence]:
+    """Sentences for tuning, disjoint from the corpus (``build_corpus`` with the same sizes): English from the
+    Python reference, Chinese from the People's Daily text after the corpus's share."""
+    english = english_sentences(en_chars)
+    used_zh = len(chinese_sentences(zh_chars))
+    more_zh = chinese_sentences(zh_chars + 200 * n_per_language)  # the same sentences first, then new ones
+    seen_zh = {s.text for s in more_zh[:used_zh]}
+    zh = [s for s in more_zh[used_zh:] if s.text not in seen_zh][:n_per_language]
+    return english_dev_sentences(n_per_language, {s.text for s in english}) + zh
 
 
 def build_corpus(en_chars: int = 1_500_000, zh_chars: int = 1_200_000, templates: int = 600) -> Corpus:

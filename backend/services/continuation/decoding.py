@@ -19,7 +19,7 @@ character (a character spelled by byte-fallback tokens is backed off whole); emi
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
@@ -166,12 +166,15 @@ def continue_prompt(
     max_backoff_tokens: int = 8,
     min_chars: int | None = None,
     multi_rule: MultiRule = "original",
+    on_step: Callable[[int, int], None] | None = None,
 ) -> Continuation:
     """Continue ``prompt`` with ``method``.
 
     ``max_new_tokens`` counts the ordinary steps after the constrained ones; ``temperature`` 0 is greedy.
     ``min_chars`` stops as soon as that many new characters exist (the evaluation uses it to count passes).
     ``multi_rule`` selects the candidates of ``backoff-multi``'s later steps (see ``Constraint``).
+    ``on_step(done, total)`` is called after every decoding step (``total`` is an upper bound: decoding may stop
+    early at EOS); it may raise to stop decoding (the job layer's cancel).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
@@ -192,6 +195,11 @@ def continue_prompt(
     candidates: list[tuple[int, float]] = []
     constrained = 0
     candidate_set = 0  # tokens allowed (backoff) or favoured (heal) at the first constrained step
+    total_steps = len(tail) + max_new_tokens
+
+    def step_done() -> None:
+        if on_step is not None:
+            on_step(min(len(out), total_steps), total_steps)
 
     if method == "heal" and k > 0:
         allowed = tok.index.extensions(remaining)
@@ -206,6 +214,7 @@ def continue_prompt(
             candidates = _top(q)
             constrained = 1
             candidate_set = len(allowed)
+            step_done()
         else:
             h, tail, k = list(ids), [], 0
     else:
@@ -221,6 +230,7 @@ def continue_prompt(
             out.append(t)
             constrained += 1
             constraint.advance(t)
+            step_done()
 
     prompt_b = _spelled(tok, ids if method != "heal" else tok.encode(prompt))
     kept_b = _spelled(tok, h)
@@ -235,6 +245,9 @@ def continue_prompt(
         if t == tok.eos_id:
             break
         out.append(t)
+        step_done()
+    if on_step is not None:
+        on_step(total_steps, total_steps)
 
     generated_b = _spelled(tok, out)
     full = kept_b + generated_b
@@ -368,3 +381,133 @@ def _emittable(tok: Tokenizer, path: Sequence[int], tail: Sequence[int], method:
             return False
         constraint.advance(t)
     return not constraint.remaining
+
+
+# ----------------------------------------------------------------------------------------------- next character
+
+INCONSISTENT = "<inconsistent>"  # text that does not extend the prompt (heal may rewrite it)
+UNRESOLVED = "<unresolved>"  # branches below ``min_mass`` that were not expanded
+OTHER = "<special>"  # special tokens other than EOS
+NOT_CHARACTERS = frozenset({INCONSISTENT, UNRESOLVED, OTHER, "\ufffd"})
+
+
+def next_char_distribution(
+    lm: LanguageModel,
+    tok: Tokenizer,
+    prompt: str,
+    method: str,
+    *,
+    max_backoff_tokens: int = 8,
+    multi_rule: MultiRule = "original",
+    min_mass: float = 1e-4,
+) -> dict[str, float]:
+    """P(the first new character after ``prompt`` = c) under ``method``'s own decoding distribution.
+
+    Every method then ranks the same candidates, the characters (and "</s>"), whatever its first step chooses
+    among (the vocabulary for naive, the consistent tokens for the fixes). A step that ends exactly where the
+    prompt does (the removed token came back, or a multi-step back-off is still regenerating) is followed by the
+    next step, as decoding would; branches lighter than ``min_mass`` are not expanded (``UNRESOLVED``).
+    Buckets that are not characters: ``INCONSISTENT``, ``UNRESOLVED``, ``OTHER``, and U+FFFD for a byte token
+    that stops inside a character.
+    """
+    from backend.services.continuation.exact import END, first_char
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, not {method!r}")
+    source = _heal_strip(prompt) if method == "heal" else prompt
+    ids = tok.encode(source)
+    k = choose_backoff(tok, ids, method, max_backoff_tokens)
+    multi = method == "backoff-multi"
+    if k > 0 and (
+        tok.index.extensions(tok.token_bytes(ids[-k:])) == list(ids[-k:])
+        if method == "heal"
+        else Constraint(tok, ids[-k:], multi, multi_rule).nothing_to_heal()
+    ):
+        k = 0
+    h, tail = list(ids[: len(ids) - k]), list(ids[len(ids) - k :])
+    kept_b = _spelled(tok, h)
+    prompt_b = _spelled(tok, tok.encode(prompt))
+    codes = _first_char_codes(tok)
+    out: dict[str, float] = {}
+
+    def add(key: str, p: float) -> None:
+        out[key] = out.get(key, 0.0) + p
+
+    def branch(ctx: list[int], rem: bytes, cons: Constraint | None, mass: float, step: int) -> None:
+        lp = lm.next_token_logprobs(ctx)
+        if cons is not None and cons.remaining:  # a renormalised constrained step (backoff, backoff-multi)
+            cands = cons.candidates()
+            q = _softmax(lp[cands])
+            items = zip(cands, q.tolist(), strict=True)
+            leftover = 0.0
+        elif method == "heal" and step == 0 and k > 0:  # the soft-biased step of healing
+            bias = np.zeros_like(lp)
+            bias[tok.index.extensions(tok.token_bytes(tail))] = HEAL_BIAS
+            bias[tail] = HEAL_TAIL_BIAS
+            p = _softmax(lp + bias)
+            cands = tok.index.extensions(rem) + tok.index.proper_prefixes(rem)
+            items = [(t, float(p[t])) for t in cands]
+            leftover = 1.0 - sum(v for _, v in items)
+        elif not rem:  # an ordinary step right at the end of the prompt: every token gives a character
+            p = np.exp(lp)
+            names, ids_ = codes
+            valid = ids_ >= 0
+            acc = np.bincount(ids_[valid], weights=p[valid], minlength=len(names))
+            for name, v in zip(names, acc.tolist(), strict=True):
+                if v > 0:
+                    add(name, mass * v)
+            add(END, mass * float(p[tok.eos_id]))
+            add(OTHER, mass * float(p[list(tok.special_ids - {tok.eos_id})].sum()))
+            return
+        else:  # an ordinary step that must still spell the rest of the prompt
+            p = np.exp(lp)
+            cands = tok.index.extensions(rem) + tok.index.proper_prefixes(rem)
+            items = [(t, float(p[t])) for t in cands]
+            leftover = 1.0 - sum(v for _, v in items)
+        add(INCONSISTENT, mass * max(0.0, leftover))
+        for t, qt in items:
+            b = tok.piece_bytes[t]
+            w = mass * qt
+            if w <= 0:
+                continue
+            if len(b) > len(rem) and b.startswith(rem):
+                add(first_char(b[len(rem) :]), w)
+            elif rem.startswith(b):
+                if w < min_mass:
+                    add(UNRESOLVED, w)
+                    continue
+                nxt = None
+                if cons is not None and cons.remaining:
+                    nxt = Constraint(tok, cons.tail, cons.multi, cons.rule)
+                    nxt.remaining, nxt.pos = cons.remaining, cons.pos
+                    nxt.advance(t)
+                branch([*ctx, t], rem[len(b) :], nxt, w, step + 1)
+            else:
+                add(INCONSISTENT, w)
+
+    rem0 = prompt_b[len(kept_b) :] if prompt_b.startswith(kept_b) else b""
+    cons0 = Constraint(tok, tail, multi, multi_rule) if method in ("backoff", "backoff-multi") and k > 0 else None
+    if not prompt_b.startswith(kept_b):  # heal stripped leading whitespace: the kept text is not the prompt's start
+        return {INCONSISTENT: 1.0}
+    branch(h, rem0, cons0, 1.0, 0)
+    return out
+
+
+def char_rank(dist: dict[str, float], gold_char: str) -> int:
+    """1-based rank of ``gold_char`` among the characters (and "</s>") of ``dist``; unseen: after all seen."""
+    p = dist.get(gold_char, 0.0)
+    return 1 + sum(1 for c, v in dist.items() if c not in NOT_CHARACTERS and c != gold_char and v > p)
+
+
+def _first_char_codes(tok: Tokenizer) -> tuple[list[str], np.ndarray]:
+    """(names, code per token): the first character each ordinary token spells (-1 for special tokens)."""
+    cached = getattr(tok, "_first_char_codes", None)
+    if cached is None:
+        from backend.services.continuation.exact import first_char
+
+        firsts = [first_char(b) if i not in tok.special_ids else None for i, b in enumerate(tok.piece_bytes)]
+        names = sorted({c for c in firsts if c is not None})
+        code = {c: i for i, c in enumerate(names)}
+        cached = (names, np.array([code[c] if c is not None else -1 for c in firsts]))
+        tok._first_char_codes = cached  # computed once per tokenizer
+    return cached

@@ -6,24 +6,40 @@
   falls inside a token, e.g. "... of" + " the ..." when " of the" is one piece;
 - (c) ``token``: exactly at a token boundary (the control: a fix must not hurt here).
 
-For each (model, method): exact match of the first m characters of the greedy continuation, log-likelihood of
-the gold continuation per character (``decoding.score_gold``), the rank of the gold path's first token, forward
-passes spent generating m characters, and the size of the first-step candidate set.
+Per (system, cut) it records: exact match of the first m characters of the greedy continuation; the
+log-likelihood of the gold continuation per character under the method (``decoding.score_gold``: one token path,
+the method's renormalised steps); the next character's rank and top-1 accuracy under the method's own
+next-character distribution (``decoding.next_char_distribution``: every method ranks the same candidates, the
+characters); forward passes spent generating m characters; and the first-step candidate-set size.
+
+References per model and cut (not per method): for the n-gram, the exact P(gold | prompt text) and the exact
+next-character distribution (``exact.PrefixDP``); for the GPT, the importance-sampling estimate of
+P(gold | prompt text) with its standard error (``marginal``). Tables with paired statistics (``backend.stats``)
+are built from these records by ``scripts/eval_continuation.py``.
 """
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from backend.services.continuation.corpus import Sentence
-from backend.services.continuation.decoding import LanguageModel, continue_prompt, score_gold
+from backend.services.continuation.decoding import (
+    LanguageModel,
+    char_rank,
+    continue_prompt,
+    next_char_distribution,
+    score_gold,
+)
+from backend.services.continuation.exact import END, PARTIAL, PrefixDP, conditional_logprob, greedy_chars
 from backend.services.continuation.tokenizer import Tokenizer
 
 KINDS = {"inside": "(a) inside a token", "word": "(b) word boundary inside a token", "token": "(c) token boundary"}
+LANGS = {"en": "English", "zh": "Chinese"}
 
 
 @dataclass
@@ -75,68 +91,76 @@ class System:
 
 
 @dataclass
-class Row:
-    model: str
-    system: str
-    kind: str
-    n: int
-    exact: float  # % of prompts whose first m new characters match the gold
-    nats_per_char: float  # mean log-likelihood of the gold continuation per character
-    unreachable: int  # gold paths the method cannot produce at all (probability 0)
-    median_rank: float
-    passes: float  # forward passes to produce m characters (greedy)
-    cands: float  # mean first-step candidate-set size (constrained methods)
+class Records:
+    """Per-cut outcomes of one system (lists aligned with the cuts)."""
+
+    exact: list[bool]  # first m new characters equal the gold
+    ll: list[float]  # log-likelihood of the gold continuation per character (-inf: unreachable)
+    top1: list[bool]  # the gold next character is the method's most likely next character
+    rank: list[int]  # rank of the gold next character among the characters
+    passes: list[int]  # forward passes to produce m characters (greedy)
+    cands: list[int]  # first-step candidate-set size (0 when unconstrained)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 
-def evaluate(
+def evaluate_system(
     tok: Tokenizer,
-    model_name: str,
-    systems: Sequence[System],
+    system: System,
     cuts: Sequence[Cut],
     m: int,
     gold_chars: int = 20,
     progress: Callable[[int], None] | None = None,
-) -> list[Row]:
-    rows = []
-    for system in systems:
-        for kind in KINDS:
-            sel = [c for c in cuts if c.kind == kind]
-            exact, ll, ranks, passes, cands, unreachable = [], [], [], [], [], 0
-            for c in sel:
-                out = continue_prompt(system.lm, tok, c.prompt, system.method, max_new_tokens=2 * m, temperature=0.0,
-                                      min_chars=m, multi_rule=system.multi_rule)
-                exact.append(out.consistent and out.continuation[:m] == c.gold[:m])
-                passes.append(out.forward_passes)
-                if out.constrained_steps:
-                    cands.append(out.extra["candidate_set"])
-                gold = c.gold[:gold_chars]
-                sc = score_gold(system.lm, tok, c.prompt, gold, system.method, multi_rule=system.multi_rule)
-                if np.isfinite(sc.logprob):
-                    ll.append(sc.logprob / max(1, sc.chars))
-                else:
-                    unreachable += 1
-                ranks.append(sc.first_rank)
-                if progress:
-                    progress(1)
-            rows.append(Row(
-                model=model_name, system=system.name, kind=kind, n=len(sel),
-                exact=100.0 * float(np.mean(exact)) if sel else float("nan"),
-                nats_per_char=float(np.mean(ll)) if ll else float("nan"),
-                unreachable=unreachable,
-                median_rank=float(np.median(ranks)) if ranks else float("nan"),
-                passes=float(np.mean(passes)) if passes else float("nan"),
-                cands=float(np.mean(cands)) if cands else 0.0,
-            ))
-    return rows
+) -> Records:
+    rec = Records([], [], [], [], [], [])
+    for c in cuts:
+        out = continue_prompt(system.lm, tok, c.prompt, system.method, max_new_tokens=2 * m, temperature=0.0,
+                              min_chars=m, multi_rule=system.multi_rule)
+        rec.exact.append(bool(out.consistent and out.continuation[:m] == c.gold[:m]))
+        rec.passes.append(out.forward_passes)
+        rec.cands.append(out.extra["candidate_set"] if out.constrained_steps else 0)
+        gold = c.gold[:gold_chars]
+        sc = score_gold(system.lm, tok, c.prompt, gold, system.method, multi_rule=system.multi_rule)
+        rec.ll.append(sc.logprob / max(1, sc.chars) if np.isfinite(sc.logprob) else -math.inf)
+        dist = next_char_distribution(system.lm, tok, c.prompt, system.method, multi_rule=system.multi_rule)
+        r = char_rank(dist, c.gold[0])
+        rec.rank.append(r)
+        rec.top1.append(r == 1)
+        if progress:
+            progress(1)
+    return rec
 
 
-def format_table(rows: Sequence[Row], m: int) -> str:
-    head = f"| model | cut | system | n | exact@{m} | nats/char | unreachable | median rank | passes | mean C |"
-    lines = [head, "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"]
-    order = list(KINDS)
-    for r in sorted(rows, key=lambda r: (r.model, order.index(r.kind))):
-        lines.append(
-            f"| {r.model} | {KINDS[r.kind]} | {r.system} | {r.n} | {r.exact:.1f}% | {r.nats_per_char:.3f} | "
-            f"{r.unreachable} | {r.median_rank:g} | {r.passes:.2f} | {r.cands:.1f} |"
-        )
-    return "\n".join(lines)
+def ordinary_pieces(tok: Tokenizer) -> list[bytes]:
+    """Token bytes with special tokens spelling nothing (the exact reference counts ordinary text only)."""
+    return [b"" if i in tok.special_ids else b for i, b in enumerate(tok.piece_bytes)]
+
+
+def exact_references(
+    tok: Tokenizer, lm, cuts: Sequence[Cut], m: int, gold_chars: int = 20,
+    progress: Callable[[int], None] | None = None, greedy: bool = True,
+) -> dict[str, list]:
+    """For a short-context LM (the n-gram): per cut the exact log P(gold | prompt text) per character, the exact
+    next-character rank/top-1 of the gold, and (``greedy``) whether exact character-level greedy decoding gets the
+    first m characters right (False everywhere when not computed)."""
+    dp = PrefixDP(lm, ordinary_pieces(tok), eos_id=tok.eos_id)
+    out: dict[str, list] = {"ll": [], "rank": [], "top1": [], "exact": []}
+    for c in cuts:
+        gold = c.gold[:gold_chars]
+        dp.reset(c.prompt.encode())
+        dist = dp.next_char_distribution()
+        dist.pop(PARTIAL, None)
+        r = char_rank(dist, c.gold[0])
+        out["rank"].append(r)
+        out["top1"].append(r == 1)
+        _, cond = conditional_logprob(dp, c.prompt.encode(), gold.encode())
+        out["ll"].append(cond / max(1, len(gold)))
+        out["exact"].append(greedy and greedy_chars(dp, c.prompt.encode(), m) == c.gold[:m])
+        if progress:
+            progress(1)
+    return out
+
+
+__all__ = ["END", "KINDS", "LANGS", "Cut", "Records", "System", "evaluate_system", "exact_references",
+           "make_cuts", "ordinary_pieces", "token_boundaries"]

@@ -131,6 +131,36 @@ class GPTLM:
         return torch.log_softmax(rows.double(), dim=-1).numpy()
 
 
+    @torch.no_grad()
+    def score_sequences(
+        self, seqs: Sequence[Sequence[int]], at: Sequence[Sequence[int]]
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per sequence: log p of each token given BOS and the tokens before it, and the next-token
+        log-distributions after the prefixes of the lengths in ``at`` (0..len). Sequences that fit in one window
+        share one padded forward pass (causal attention: padding after a position never changes it); longer ones
+        are scored window by window, as decoding would see them."""
+        block = self.model.cfg.block_size
+        out: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(seqs)
+        short = [i for i, s in enumerate(seqs) if len(s) + 1 <= block]
+        if short:
+            width = max(len(seqs[i]) + 1 for i in short)
+            batch = torch.zeros((len(short), width), dtype=torch.long)
+            for row, i in enumerate(short):
+                batch[row, : len(seqs[i]) + 1] = torch.tensor([self.bos_id, *seqs[i]], dtype=torch.long)
+            self.forward_passes += 1
+            logits, _ = self.model(batch)
+            logp = torch.log_softmax(logits.double(), dim=-1).numpy()
+            for row, i in enumerate(short):
+                seq = list(seqs[i])
+                token_lp = logp[row, np.arange(len(seq)), seq] if seq else np.zeros(0)
+                out[i] = (token_lp, logp[row, list(at[i])])
+        for i, seq in enumerate(seqs):
+            if out[i] is None:
+                rows = np.concatenate([self.path_logprobs([], list(seq)), self.next_token_logprobs(list(seq))[None]])
+                out[i] = (rows[np.arange(len(seq)), list(seq)], rows[list(at[i])])
+        return out  # type: ignore[return-value]
+
+
 def save_checkpoint(path: str, model: GPT, meta: dict) -> None:
     """Weights stored in float16 (half the bytes; the model runs in float32)."""
     state = {k: v.to(torch.float16) for k, v in model.state_dict().items() if k != "head.weight"}

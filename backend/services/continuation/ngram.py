@@ -16,6 +16,8 @@ import numpy as np
 class NGramLM:
     """Interpolated Kneser-Ney trigram over token ids; ``next_token_logprobs`` returns a full log-distribution."""
 
+    context_size = 2  # the next-token distribution depends on the last two tokens only (the exact reference uses it)
+
     def __init__(self, vocab_size: int, bos_id: int, discount: float = 0.75):
         self.vocab_size = vocab_size
         self.bos_id = bos_id
@@ -55,6 +57,8 @@ class NGramLM:
         """(next ids, discounted probabilities, backoff weight) of one context."""
         ids = np.fromiter(d.keys(), dtype=np.int64, count=len(d))
         counts = np.fromiter(d.values(), dtype=np.float64, count=len(d))
+        order = np.argsort(ids)  # sorted, so that ``token_probs`` can look tokens up by binary search
+        ids, counts = ids[order], counts[order]
         total = counts.sum()
         return ids, np.maximum(counts - self.discount, 0.0) / total, self.discount * len(d) / total
 
@@ -68,6 +72,20 @@ class NGramLM:
                 nxt, disc, backoff = table[key]
                 p *= backoff
                 p[nxt] += disc
+        return p
+
+    def token_probs(self, ids: Sequence[int], tokens: np.ndarray) -> np.ndarray:
+        """p(t | last two tokens of ``[BOS, BOS] + ids``) for the given tokens only (no forward pass counted)."""
+        tokens = np.asarray(tokens, dtype=np.int64)
+        ctx = [self.bos_id, self.bos_id, *ids][-2:]
+        p = self._uni[tokens]
+        for table, key in ((self._bi, ctx[1]), (self._tri, (ctx[0], ctx[1]))):
+            if key in table:
+                nxt, disc, backoff = table[key]
+                p = p * backoff
+                pos = np.minimum(np.searchsorted(nxt, tokens), len(nxt) - 1)
+                hit = nxt[pos] == tokens
+                p[hit] += disc[pos[hit]]
         return p
 
     def next_token_logprobs(self, ids: Sequence[int]) -> np.ndarray:
