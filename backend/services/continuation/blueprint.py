@@ -64,7 +64,7 @@ def continue_api(body: ContinueRequest) -> ContinueResponse:
         max_candidates=cfg["CONTINUATION_MAX_CANDIDATES"]))
 
 
-@bp.api("POST", "/api/continue/jobs", body=ContinueRequest, response=JobStarted,
+@bp.api("POST", "/api/continue/jobs", body=ContinueRequest, response=JobStarted, status=202,
         summary="Start naive decoding and the chosen method side by side as a job (the page's way: progress)",
         errors={422: "a field is out of range or over a CONTINUATION_* limit",
                 429: "too many jobs are queued", 503: "the model checkpoints are missing"},
