@@ -88,6 +88,40 @@ def test_a_run_shows_progress_and_the_default_fix_finishes_the_word(live_server,
     assert "job=" in browser.current_url  # the run can be reopened from its address
 
 
+def test_a_run_reopens_from_its_address_and_from_the_jobs_page(live_server, browser):
+    _open(browser, live_server)
+    prompt = browser.find_element(By.ID, "cont-prompt").get_attribute("value")
+    fixed_text = _new_text(browser, "side-fixed")
+    address = browser.current_url
+    assert "job=" in address and "key=" in address  # the key travels with the address
+    job_id = address.split("job=")[1].split("&")[0]
+
+    # the /jobs page links the run to this page's own view
+    browser.get(live_server.url + "/jobs")
+    row_link = WebDriverWait(browser, 20).until(lambda b: b.find_element(
+        By.CSS_SELECTOR, f'#jobs-table tbody tr[data-job-id="{job_id}"] a.job-row-view'))
+    assert f"/continuation?job={job_id}&key=" in row_link.get_attribute("href")
+
+    # another browser (nothing remembered) with the address: the run's settings and results, no new run
+    browser.execute_script("localStorage.clear()")
+    browser.get(row_link.get_attribute("href"))
+    _wait(browser, "done", 1)
+    assert browser.find_element(By.ID, "cont-prompt").get_attribute("value") == prompt
+    assert browser.find_element(By.ID, "cont-method").get_attribute("value") == "backoff-multi"
+    assert _new_text(browser, "side-fixed") == fixed_text
+    assert not browser.find_element(By.ID, "cont-error").is_displayed()
+    assert browser.find_element(By.ID, "cont-run").is_enabled()
+
+
+def test_a_job_address_with_a_wrong_key_says_so(live_server, browser):
+    browser.get(f"{live_server.url}/continuation?job={'0' * 32}&key=wrong")
+    error = WebDriverWait(browser, 20).until(
+        lambda b: b.find_element(By.ID, "cont-error") if b.find_element(By.ID, "cont-error").is_displayed() else None)
+    assert error.text
+    assert not browser.find_element(By.ID, "cont-results").is_displayed()
+    assert browser.find_element(By.ID, "cont-run").is_enabled()
+
+
 def test_every_example_shows_the_fix_working(live_server, browser):
     _open(browser, live_server)
     buttons = browser.find_elements(By.CSS_SELECTOR, "button.example")

@@ -70,8 +70,11 @@ def test_a_declared_scheme_without_a_check_stops_the_app():
 
 def test_cors_preflight_is_neither_refused_nor_counted(stove_app, stove_client):
     stove_client.get("/api/stove/burners")
-    wait_until(lambda: get_service(stove_app).scheduler.is_leader, 20, "the scheduler started (and audited it)")
-    before = get_service(stove_app).store.list_audit(limit=100)
+    store = get_service(stove_app).store
+    # the lease is held a moment before the new leader writes its scheduler_start row: wait for the row itself
+    wait_until(lambda: any(row["action"] == "scheduler_start" for row in store.list_audit(limit=100)), 20,
+               "the scheduler started and audited it")
+    before = store.list_audit(limit=100)
     r = stove_client.options("/api/stove/burners/left/shutoff", headers={
         "Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"})
     assert r.status_code == 200 and "POST" in r.headers["Allow"]

@@ -25,11 +25,12 @@ from backend.services.continuation.service import (
 )
 from backend.web.api import ApiBlueprint
 from backend.web.errors import ApiError
-from backend.web.pages import register_page
+from backend.web.pages import register_job_view, register_page
 
 bp = ApiBlueprint("continuation", __name__, template_folder="templates")
 register_page("Prompt continuation", "continuation.page",
               "continue a prompt that ends inside a long token: naive decoding next to Su's back-off fix")
+register_job_view("continuation.compare", "continuation.page")  # /jobs links a finished run to its two columns
 
 
 def _model() -> tuple:
