@@ -90,9 +90,19 @@ class StoreContext:
         # from the store rides along with the write, so cancellation is seen within that interval.
         if now - self._last_write >= self.limits.progress_interval_s or fraction >= 1.0:
             self._last_write = now
+            self._pending = None
             self._stop = self.store.report(self.job_id, self.owner, fraction, str(message)[:500])
+        else:
+            self._pending = (fraction, str(message)[:500])
         if self._stop:
             raise JobCancelled("cancelled")
+
+    def flush(self) -> None:
+        """Write the last progress a throttle held back, so a job that fails or stops shows how far it got."""
+        if self._pending is not None:
+            fraction, message = self._pending
+            self._pending = None
+            self.store.report(self.job_id, self.owner, fraction, message)
 
     def heartbeat(self) -> None:
         if self.store.report(self.job_id, self.owner, None, None):
@@ -167,6 +177,11 @@ def run_claimed(store: Store, job: JobRecord, owner: str, limits: RunLimits,
                 result_json = encode_result(result, limits.max_result_bytes)
             except ValueError as exc:
                 status, error = FAILED, str(exc)
+    if status != DONE:
+        try:
+            ctx.flush()
+        except Exception:  # the final state below matters more than the progress figure
+            log.warning("job %s: its last progress could not be written", job.id, exc_info=True)
     try:
         finished = store.finish(job.id, owner, status, result_json=result_json, error=error)
     except Exception as exc:  # disk full, result too big for Redis...: the job fails, clearly

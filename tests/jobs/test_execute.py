@@ -114,6 +114,14 @@ def test_progress_writes_are_throttled(store):
     assert len(writes) <= 3  # the first call, maybe one more, never 5000
 
 
+def test_a_failed_job_shows_the_progress_the_throttle_held_back(store):
+    # with a 60 s write interval only the first report (step 1 of 5) would reach the store on its own
+    job = run(store, "jobs.demo_sleep", {"steps": 5, "step_s": 0, "fail_at": 3},
+              limits=RunLimits(progress_interval_s=60, heartbeat_s=60))
+    assert job.status == "failed" and "step 3" in job.error
+    assert job.progress == pytest.approx(0.4) and job.message == "step 3 of 5"
+
+
 def test_encode_result_rejects_non_json():
     with pytest.raises(ValueError, match="not JSON"):
         encode_result({"x": float("nan")}, 1000)
