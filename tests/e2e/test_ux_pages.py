@@ -114,6 +114,16 @@ def test_api_docs_opened_operation_fits_a_phone(browser, live_server):
         assert errors_in_console(browser) == []
 
 
+def test_api_docs_copy_path_buttons_are_full_size_without_hover(browser, live_server):
+    """Phones have no hover, and axe measured a button half-way through Swagger's width animation (0.2 px)."""
+    with emulated(browser, "Emulation.setDeviceMetricsOverride", PHONE, "Emulation.clearDeviceMetricsOverride"):
+        open_operation(browser, live_server, "operations-redirector-post-api-resolve")
+        sizes = browser.execute_script(
+            "return [...document.querySelectorAll('.opblock-summary .copy-to-clipboard button')].map((b) => {"
+            "  const r = b.getBoundingClientRect(); return [r.width, r.height]; })")
+        assert sizes and all(w >= 24 and h >= 24 for w, h in sizes), sizes
+
+
 def test_home_box_says_where_it_goes_and_opens_the_local_copy(browser, live_server):
     cool = live_server.url + "/cool"  # a base other than this backend (the real one, papers.cool, is offline here)
     with config(live_server, COOLPAPERS_BASE=cool):
