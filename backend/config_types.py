@@ -23,6 +23,7 @@ import json
 import math
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
@@ -181,52 +182,37 @@ def dir_problem(value: str) -> str | None:
     return creatable(path / "x")
 
 
-def WritableFile(empty_means: str | None = None) -> Any:  # noqa: N802
-    """A file the backend creates and writes (a database, a token file); "" = ``empty_means`` when given."""
-    what = "a file path (not a folder) whose folder exists or can be created"
+def _path_setting(what: str, problem: Callable[[str], str | None], empty_means: str | None) -> Any:
+    """A path setting checked by ``problem`` (None = fine, else why not); "" = ``empty_means`` when given."""
     if empty_means:
         what += f", or empty (= {empty_means})"
 
     def check(value: str) -> str:
         if value == "" and empty_means:
             return value
-        problem = file_problem(value) if value else "it is empty"
-        if problem:
-            raise refuse(f"{what}; {problem}")
+        why = problem(value) if value else "it is empty"
+        if why:
+            raise refuse(f"{what}; {why}")
         return value
 
     return Annotated[str, AfterValidator(check)]
+
+
+def WritableFile(empty_means: str | None = None) -> Any:  # noqa: N802
+    """A file the backend creates and writes (a database, a token file); "" = ``empty_means`` when given."""
+    return _path_setting("a file path (not a folder) whose folder exists or can be created", file_problem,
+                         empty_means)
 
 
 def WritableDir(empty_means: str | None = None) -> Any:  # noqa: N802
     """A folder the backend creates or writes into; "" = ``empty_means`` when given."""
-    what = "a folder that exists or can be created, writable"
-    if empty_means:
-        what += f", or empty (= {empty_means})"
-
-    def check(value: str) -> str:
-        if value == "" and empty_means:
-            return value
-        problem = dir_problem(value) if value else "it is empty"
-        if problem:
-            raise refuse(f"{what}; {problem}")
-        return value
-
-    return Annotated[str, AfterValidator(check)]
+    return _path_setting("a folder that exists or can be created, writable", dir_problem, empty_means)
 
 
 def ExistingDir(empty_means: str | None = None) -> Any:  # noqa: N802
     """A folder the backend reads (it must exist); "" = ``empty_means`` when given."""
-    what = "an existing folder" + (f", or empty (= {empty_means})" if empty_means else "")
-
-    def check(value: str) -> str:
-        if value == "" and empty_means:
-            return value
-        if not value or not Path(value).is_dir():
-            raise refuse(what)
-        return value
-
-    return Annotated[str, AfterValidator(check)]
+    return _path_setting("an existing folder", lambda value: None if Path(value).is_dir() else "it does not exist",
+                         empty_means)
 
 
 # ---------------------------------------------------------------- JSON lists and mappings

@@ -446,17 +446,7 @@ def build(
     spki = public_key_der(key)
     manifest = render_manifest(target, version, spki if target == "dev" else None)
 
-    directory = out / target
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
-    for rel in runtime_files(SOURCE):
-        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(SOURCE / rel, directory / rel)
-    _write_config(directory, target, base, "chrome")
-    (directory / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    directory = _fill(out / target, manifest, target, base, "chrome")
 
     problems = validate(directory, target=target)
     if problems:
@@ -476,6 +466,19 @@ def build(
     return BuildResult(target, "chrome", version, directory, zip_path, crx_path, extension_id(spki))
 
 
+def _fill(directory: Path, manifest: dict, target: str, base: str | None, browser: str) -> Path:
+    """A fresh build folder: the runtime files, the build config and the manifest."""
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    for rel in runtime_files(SOURCE):
+        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(SOURCE / rel, directory / rel)
+    _write_config(directory, target, base, browser)
+    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return directory
+
+
 def _write_config(directory: Path, target: str, base: str | None, browser: str) -> None:
     default_base = base or (dev_base() if target == "dev" else PROD_BASE)
     config = {"target": target, "browser": browser, "defaultBase": default_base.rstrip("/")}
@@ -489,15 +492,7 @@ def _write_config(directory: Path, target: str, base: str | None, browser: str) 
 def _build_firefox(target: str, version: str, *, out: Path, package: bool, base: str | None) -> BuildResult:
     """dist/firefox-<target>/ and, packaged, <name>-<version>[-dev]-firefox.zip (and the same bytes as .xpi)."""
     manifest = firefox_manifest(render_manifest(target, version, None))
-    directory = out / f"firefox-{target}"
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
-    for rel in runtime_files(SOURCE):
-        (directory / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(SOURCE / rel, directory / rel)
-    _write_config(directory, target, base, "firefox")
-    (directory / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    directory = _fill(out / f"firefox-{target}", manifest, target, base, "firefox")
     problems = validate(directory, target=target, browser="firefox")
     if problems:
         raise ValidationError("the built extension is not valid:\n  " + "\n  ".join(problems))

@@ -49,3 +49,20 @@ def app(tmp_path: Path):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path):
+    """create_app with test settings and overrides; every app made is shut down after the test (its stove
+    scheduler too)."""
+    made = []
+
+    def make(**settings):
+        app = create_app(config_for_tests(tmp_path / f"app{len(made)}", **settings))
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        for hook in app.extensions.get("shutdown_hooks", []):
+            hook()

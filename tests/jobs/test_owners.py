@@ -2,30 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from backend import create_app
-from tests.conftest import config_for_tests
 from tests.jobs.conftest import wait_until
 
 ANN = {"Authorization": "Bearer ann-secret-0123456789"}
 BOB = {"Authorization": "Bearer bob-secret-0123456789"}
 TOKENS = {"ann": "ann-secret-0123456789", "bob": "bob-secret-0123456789"}
-
-
-@pytest.fixture
-def make_app(tmp_path):
-    made = []
-
-    def make(**settings):
-        app = create_app(config_for_tests(tmp_path / str(len(made)), **settings))
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        for hook in app.extensions.get("shutdown_hooks", []):
-            hook()
 
 
 def submit(client, headers=None, **params):
@@ -74,7 +57,7 @@ def test_pending_jobs_are_capped_per_client(make_app):
     submit(client, ANN)  # a cancelled job no longer counts
 
 
-def test_stored_results_keep_to_the_disk_budget_oldest_first(make_app, tmp_path):
+def test_stored_results_keep_to_the_disk_budget_oldest_first(make_app):
     app = make_app(JOBS_INLINE_RESULT_BYTES=100, JOBS_MAX_STORED_BYTES=5000)
     client = app.test_client()
     done = []
@@ -82,7 +65,7 @@ def test_stored_results_keep_to_the_disk_budget_oldest_first(make_app, tmp_path)
         job = submit(client, steps=1, step_s=0, payload_kb=2)
         wait_until(lambda job=job: client.get(job["status_url"]).json["status"] == "done", 20, "done")
         done.append(job)
-    result_dir = tmp_path / "0" / "jobs_result_dir"
+    result_dir = Path(app.config["JOBS_RESULT_DIR"])
     files = sorted(p.name for p in result_dir.glob("*.json"))
     assert files == sorted(f"{job['id']}.json" for job in done[-2:])  # 2 x 2.1 KB fit in 5,000 bytes; 3 do not
     assert client.get(done[0]["status_url"]).status_code == 404  # evicted with its row

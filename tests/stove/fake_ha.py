@@ -20,6 +20,9 @@ class FakeHomeAssistant:
         self.writes: list[tuple[float, str, str]] = []  # (time, entity, "turn_on" | "turn_off")
         self.notifications: list[dict] = []
         self.broken: set[str] = set()  # entities whose calls answer HTTP 500
+        self.calls: list[tuple[str, str, dict | None]] = []  # (method, path, body) of every request
+        self.delay_s = 0.0  # every authorised request waits this long (timeouts)
+        self.fail_status = 0  # when set, every authorised request answers this status
         self.lock = threading.Lock()
         fake = self
 
@@ -39,9 +42,15 @@ class FakeHomeAssistant:
                 if self.headers.get("Authorization") != f"Bearer {fake.token}":
                     self._send(401, {"message": "unauthorized"})
                     return False
+                if fake.delay_s:
+                    time.sleep(fake.delay_s)
+                if fake.fail_status:
+                    self._send(fake.fail_status, {"message": "boom"})
+                    return False
                 return True
 
             def do_GET(self):
+                fake.calls.append(("GET", self.path, None))
                 if not self._authorised():
                     return
                 if self.path == "/api/":
@@ -55,9 +64,10 @@ class FakeHomeAssistant:
                 self._send(404, {"message": "not found"})
 
             def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                fake.calls.append(("POST", self.path, body))
                 if not self._authorised():
                     return
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 found = re.fullmatch(r"/api/services/switch/(turn_on|turn_off)", self.path)
                 if found:
                     entity = body.get("entity_id")

@@ -4,10 +4,6 @@ protocols against local fakes (an HTTP server on loopback for Home Assistant, a 
 from __future__ import annotations
 
 import inspect
-import json
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from miio import MiotDevice
@@ -26,6 +22,7 @@ from backend.services.stove.adapters import (
     SimulatedStove,
 )
 from backend.services.stove.clock import FakeClock
+from tests.stove.fake_ha import FakeHomeAssistant
 
 # ----------------------------------------------------------------------------- interface and polarity
 
@@ -124,73 +121,6 @@ def test_fault_injection_timeouts_errors_and_stuck_contacts():
 
 
 # ----------------------------------------------------------------------------- Home Assistant (loopback fake)
-
-
-class FakeHomeAssistant:
-    """Enough of Home Assistant's REST API: bearer auth, switch services, entity states."""
-
-    def __init__(self, token: str, entities: list[str]) -> None:
-        self.token = token
-        self.states = {e: "off" for e in entities}
-        self.calls: list[tuple[str, str, dict | None]] = []
-        self.delay_s = 0.0
-        self.fail_status = 0
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
-            def _send(self, status, body):
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def _auth(self):
-                if self.headers.get("Authorization") != f"Bearer {fake.token}":
-                    self._send(401, {"message": "Invalid authentication"})
-                    return False
-                if fake.delay_s:
-                    time.sleep(fake.delay_s)
-                if fake.fail_status:
-                    self._send(fake.fail_status, {"message": "boom"})
-                    return False
-                return True
-
-            def do_GET(self):
-                fake.calls.append(("GET", self.path, None))
-                if not self._auth():
-                    return
-                if self.path == "/api/":
-                    return self._send(200, {"message": "API running."})
-                entity = self.path.removeprefix("/api/states/")
-                if entity in fake.states:
-                    return self._send(200, {"entity_id": entity, "state": fake.states[entity]})
-                self._send(404, {"message": "Entity not found."})
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                fake.calls.append(("POST", self.path, body))
-                if not self._auth():
-                    return
-                service = self.path.removeprefix("/api/services/switch/")
-                entity = body.get("entity_id")
-                if service not in ("turn_on", "turn_off") or entity not in fake.states:
-                    return self._send(400, {"message": "bad service call"})
-                fake.states[entity] = "on" if service == "turn_on" else "off"
-                self._send(200, [{"entity_id": entity, "state": fake.states[entity]}])
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

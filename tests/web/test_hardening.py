@@ -21,22 +21,6 @@ REMOTE = {"REMOTE_ADDR": "10.0.0.5"}
 
 
 @pytest.fixture
-def make_app(tmp_path):
-    """create_app with test settings; every app made is shut down after the test (its stove scheduler too)."""
-    made = []
-
-    def make(**settings):
-        app = create_app(config_for_tests(tmp_path / f"app{len(made)}", **settings))
-        made.append(app)
-        return app
-
-    yield make
-    for app in made:
-        for hook in app.extensions.get("shutdown_hooks", []):
-            hook()
-
-
-@pytest.fixture
 def strict_app(tmp_path):
     app = create_app(config_for_tests(tmp_path, STOVE_API_TOKEN=STOVE_TOKEN, JOBS_EMBEDDED_POOL=False))
     yield app

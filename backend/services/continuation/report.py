@@ -206,11 +206,18 @@ def default_method_table(cuts: Sequence[Cut], results: dict[str, dict], m: int, 
     return "\n".join(lines), best
 
 
+def _sampled_ll(record: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Log-likelihoods of a record that has them on some cuts only (importance sampling runs on every k-th cut;
+    the others are NaN): the values (0 where missing) and the mask of the cuts that have one."""
+    raw = np.asarray(record["ll"], dtype=np.float64)
+    have = ~np.isnan(raw)
+    return _ll(np.where(have, raw, 0.0)), have
+
+
 def is_check_table(cuts: Sequence[Cut], estimate: dict, exact: dict) -> str:
     """Importance sampling against the exact answer (same n-gram): error, and how often |error| < 2 SE."""
-    raw = np.asarray(estimate["ll"], dtype=np.float64)
-    have = ~np.isnan(raw)
-    est, se, ex = _ll(np.where(have, raw, 0.0)), np.asarray(estimate["se"], dtype=np.float64), _ll(exact["ll"])
+    est, have = _sampled_ll(estimate)
+    se, ex = np.asarray(estimate["se"], dtype=np.float64), _ll(exact["ll"])
     err = est - ex
     lines = ["| lang | n | mean error (nats/char) [95% CI] | mean absolute error | mean SE | within 2 SE |",
              "|---|---:|---:|---:|---:|---:|"]
@@ -239,9 +246,8 @@ def marginal_table(cuts: Sequence[Cut], models: dict[str, dict], labels: dict[st
         ref = rec.get(source)
         if ref is None:
             continue
-        raw = np.asarray(ref["ll"], dtype=np.float64)
-        have = ~np.isnan(raw)  # importance sampling runs on every k-th cut only
-        m_ll, naive = _ll(np.where(have, raw, 0.0)), _ll(rec["systems"]["naive"]["ll"])
+        m_ll, have = _sampled_ll(ref)
+        naive = _ll(rec["systems"]["naive"]["ll"])
         se = np.asarray(ref.get("se", np.zeros(len(m_ll))), dtype=np.float64)
         for lang in LANGS:
             for kind in KINDS:
