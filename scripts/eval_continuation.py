@@ -64,6 +64,8 @@ def parse() -> argparse.Namespace:
     p.add_argument("--tune-alpha", default="", help="comma-separated alphas: tune the n-gram baseline on --split")
     p.add_argument("--readme", default="", help="also write the report between the eval markers of this file")
     p.add_argument("--readme-summary", default="", help="also write the summary table into this file's markers")
+    p.add_argument("--only", default="",
+                   help="comma-separated record names: evaluate just these (to split the work between processes)")
     p.add_argument("--threads", type=int, default=1)
     return p.parse_args()
 
@@ -228,8 +230,11 @@ def main() -> None:
         return
 
     results: dict[str, dict] = {}
+    only = {n for n in args.only.split(",") if n}
     for name, family, source in model_list(args, alpha, seeds):
         path = folder / f"{name}.json"
+        if only and name not in only and not path.exists():
+            continue
         if path.exists() or args.report:
             if path.exists():
                 results[name] = json.loads(path.read_text())

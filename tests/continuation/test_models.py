@@ -93,8 +93,17 @@ def test_shipped_checkpoint_records_its_provenance(tok):
     model, meta = load_checkpoint(str(DATA / "gpt.pt"))
     assert model.cfg.vocab_size == tok.vocab_size
     assert {"corpus_sha256", "tokenizer_sha256", "heldout_loss", "steps"} <= set(meta)
-    rs, rs_meta = load_checkpoint(str(DATA / "gpt_randseg.pt"))
-    assert rs_meta["randseg_alpha"] > 0
+    # the GPT study's seed-0 models: the same characters read (--match text), so a random segmentation takes more
+    # steps than the canonical run, and the legacy sampler (closer to the canonical segmentation) fewer than the exact
+    study = {kind: load_checkpoint(str(DATA / f"gpt_{kind}_s0_n4000.pt"))[1]
+             for kind in ("canonical", "randseg_exact_a0.1", "randseg_legacy_a0.1")}
+    assert study["canonical"]["kind"] == "canonical" and study["canonical"]["steps"] == 4000
+    for sampler in ("exact", "legacy"):
+        meta_rs = study[f"randseg_{sampler}_a0.1"]
+        assert meta_rs["randseg_sampler"] == sampler and meta_rs["randseg_alpha"] == 0.1
+        assert meta_rs["match"] == "text" and meta_rs["train_chars"] == study["canonical"]["train_chars"]
+        assert meta_rs["tokenizer_sha256"] == meta["tokenizer_sha256"]
+    assert 4000 < study["randseg_legacy_a0.1"]["steps"] < study["randseg_exact_a0.1"]["steps"]
 
 
 def test_random_segmentations_come_from_the_tokenize_service(tok):
