@@ -111,15 +111,25 @@ def clock_name() -> str:
     return "CPU time" if clock() is time.process_time else "wall time"
 
 
+SETTLE_SECONDS = 0.3
+
+
 def timings(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, np.ndarray]:
-    """Times of each function over ``repeats`` interleaved rounds (after ``warmup`` calls each)."""
+    """Times of each function over ``repeats`` interleaved rounds (after ``warmup`` calls each).
+
+    With more than one thread every call waits SETTLE_SECONDS first: after a BLAS call OpenBLAS's worker threads
+    (numpy, scipy, scikit-learn) spin for ~2^28 cycles before they sleep, and a call timed in that window shares
+    the cores with them (measured: ours 90 ms right after scikit-learn, 32 ms 0.3 s later; torch 108 vs 42).
+    """
     now = clock()
+    settle = SETTLE_SECONDS if torch.get_num_threads() > 1 else 0.0
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     out: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            time.sleep(settle)
             t0 = now()
             fn()
             out[name].append(now() - t0)
