@@ -182,6 +182,14 @@ def dir_problem(value: str) -> str | None:
     return creatable(path / "x")
 
 
+def existing_dir_problem(value: str) -> str | None:
+    """Why ``value`` is not a folder the backend can read from, or None."""
+    path = Path(value)
+    if path.is_dir():
+        return None
+    return "it is not a folder" if path.exists() else "it does not exist"
+
+
 def _path_setting(what: str, problem: Callable[[str], str | None], empty_means: str | None) -> Any:
     """A path setting checked by ``problem`` (None = fine, else why not); "" = ``empty_means`` when given."""
     if empty_means:
@@ -211,8 +219,7 @@ def WritableDir(empty_means: str | None = None) -> Any:  # noqa: N802
 
 def ExistingDir(empty_means: str | None = None) -> Any:  # noqa: N802
     """A folder the backend reads (it must exist); "" = ``empty_means`` when given."""
-    return _path_setting("an existing folder", lambda value: None if Path(value).is_dir() else "it does not exist",
-                         empty_means)
+    return _path_setting("an existing folder", existing_dir_problem, empty_means)
 
 
 # ---------------------------------------------------------------- JSON lists and mappings

@@ -216,7 +216,10 @@ def test_folder_paths_refuse_files(tmp_path, name):
 
 @pytest.mark.parametrize("name", READ_DIR_SETTINGS)
 def test_read_folders_must_exist(tmp_path, name):
-    assert "must be an existing folder" in refused(**{name: str(tmp_path / "missing")})
+    message = refused(**{name: str(tmp_path / "missing")})
+    assert "must be an existing folder" in message and "it does not exist" in message
+    (tmp_path / "plain-file").write_text("")
+    assert "it is not a folder" in refused(**{name: str(tmp_path / "plain-file")})
     assert load_config({name: str(tmp_path)}, environ={})[name] == str(tmp_path)
 
 
