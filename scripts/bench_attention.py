@@ -32,17 +32,18 @@ Where the time went (profiled with torch.profiler and by counting minor page fau
   parts in place: no fault and no temporary per group in steady state. ReRoPE's band pass (w = 256) costs
   ~0.3x SDPA and its far pass, the fused flash kernel over n - w keys, ~0.85x: together ~1.1-1.2x SDPA.
 
-Where it stands against issue 19 (--parts cores decode, 1 thread, thread CPU time, load average 12 on 2 cores):
-- ReRoPE decode per token at 4096 cached: 1.31x RoPE (1.23x in the run before) -> goal <= 1.5x met. The
-  rerope_patch way (re-rotate every cached key) is 4.6x, the raw cache with the last w keys rotated per step 1.85x.
-- HWFA2 attention cores at n = 4096: 0.284 (0.311 before) -> goal <= 0.15 MISSED; the row stays open. Measured
-  roofline (FLOPs over the measured 129 GFLOP/s matmul peak, bytes over the measured 10.6 GB/s copy bandwidth):
-  SDPA 16.7 ms of FLOPs (runs in 31.8 ms, 68 GFLOP/s), window w = 64 0.64 ms (runs in 5.9 ms: 14 GFLOP/s, its
-  matmuls are 16 x (16 + w - 1) x 32 per block, so per-op overhead and softmax/mask passes, not FLOPs, set its
-  time), ReRoPE w = 256 16.9 ms (runs in 41.9 ms). The HWFA2 cores' roofline against the measured SDPA is 0.063,
-  so the goal is not excluded by the hardware, but by the kernels' distance from it: ReRoPE's far pass alone is a
-  fused SDPA over n - w keys (~0.85x SDPA), so the 2 ReRoPE layers take >= ~2/24 x 1.0 = 0.083 of the budget and
-  the 22 window layers would have to run at <= 0.073x SDPA (2.3 ms, 3.6x their roofline); they run at 0.188x.
+Where it stands against issue 19 (whole run, 1 thread, thread CPU time, idle machine, session 6):
+- ReRoPE decode per token at 4096 cached: 1.17x RoPE (1.31x at load 12) -> goal <= 1.5x met. The rerope_patch
+  way (re-rotate every cached key) is 4.0x, the raw cache with the last w keys rotated per step 1.56x.
+- HWFA2 attention cores at n = 4096: 0.231 (window 0.141x, ReRoPE 1.220x; 0.284 at load 12) -> goal <= 0.15
+  MISSED; the row stays open. Measured roofline (FLOPs over the measured 216 GFLOP/s matmul peak, bytes over the
+  measured 19.1 GB/s copy bandwidth): SDPA 9.9 ms of FLOPs (runs in 18.4 ms), window w = 64 0.38 ms (runs in
+  2.6 ms at 32 GFLOP/s), ReRoPE w = 256 10.0 ms (runs in 22.5 ms). The HWFA2 cores' roofline against the measured
+  SDPA is 0.065, so the hardware does not exclude the goal; the kernels do: ReRoPE's far pass is a fused SDPA over
+  n - w keys (~0.88 of SDPA's FLOPs) plus a w = 256 band pass, so its 2 layers take 0.10 of the budget and the
+  22 window layers would have to run at <= 0.052x SDPA (0.96 ms, 2.5x their roofline); they run at 0.141x.
+  One window call (torch.profiler, 2.47 ms): batched matmuls 0.96 ms, softmax 0.48, RoPE 0.49 (half-width ops
+  on rows of 16 floats), masks and copies 0.17, view/slicing overhead ~0.3: only a fused band kernel would close it.
 
 How to read it on a loaded machine: on the CPU with one thread the clock is this thread's CPU time
 (``time.thread_time``), so time spent waiting for a core while other users run is not counted (``--clock wall``
