@@ -16,7 +16,8 @@ at the same sketch and the same threads; library defaults are printed as a secon
 Where the time goes (profile, --profile; 2-core VM, fp32, n = 4096, B = 2048, 1 thread)
 -------------------------------------------------------------------------------------
 * FLOPs: 4 n^1.5 B = 2.15 GFLOP against the dense 2 n^2 B = 68.7 GFLOP. The dense GEMM runs at the machine's
-  single-core peak (~148-160 GFLOP/s), so the FLOP floor of the Monarch multiply is ~14 ms (32x).
+  single-core peak (~148-160 GFLOP/s; 200-212 on session 6's host), so the FLOP floor of the Monarch
+  multiply is ~10-14 ms (32x).
 * Memory: the multiply must read x (32 MiB) and write y (32 MiB), and a fresh y is zeroed by the kernel on first
   touch. One core streams only ~5-12 GB/s here (copy, read + write), so the traffic alone is ~6-13 ms: unlike the
   dense matmul, the Monarch multiply is memory-bound as much as compute-bound. The roofline line printed for each
@@ -27,30 +28,32 @@ Where the time goes (profile, --profile; 2-core VM, fp32, n = 4096, B = 2048, 1 
   second GEMM 9.4 + copy 4.4 + faults ~11; 10x the dense matmul).
 * Now the second GEMM writes straight into the batch-innermost result (bmm's out= accepts that strided view), so
   the copy is gone; results of >= 4 MiB come from numpy, which asks for transparent huge pages: the first touch of
-  32 MiB costs ~6 ms instead of ~16 ms (rows "numpy/torch.empty + fill"). Measured idle in session 6, those ~6-8
-  ms were still a third of the call (28.1 ms fresh against 20.4 ms with out=, 12.2x against 16.3x). So result
-  buffers are now recycled: once the caller has dropped every reference to a result (its numpy view is finalized),
-  the next result of the same size reuses its already-mapped pages (at most RESULT_POOL_BYTES are kept), like
-  torch's CUDA caching allocator. Row "ours" is that steady state; row "ours cold result" empties the pool before
-  each call and so pays the faults, as the first call of a process does. The batch is walked in chunks of
-  CHUNK_BYTES = 16 MiB per row block: chunks small enough for L2 (<= 1 MiB) were 25-100% slower, because MKL's
-  batched GEMMs lose efficiency as they get narrow, and 2-64 MiB were within noise of each other.
+  32 MiB costs ~6 ms instead of ~16 ms (rows "numpy/torch.empty + fill"). Measured idle in session 6, a fresh
+  result still cost 28.1 ms against 20.4 ms with out= (12.2x against 16.3x). Two causes. (1) The first touch of
+  the new buffer: result buffers are now recycled, i.e. once the caller has dropped every reference to a result
+  (its numpy view is finalized) the next result of the same size reuses its already-mapped pages (at most
+  RESULT_POOL_BYTES are kept), like torch's CUDA caching allocator: 18.5 against 23.7 ms back-to-back
+  (torch.utils.benchmark), 16.6 against 20.0 ms in this bench (row "ours cold result" empties the pool before each
+  call and so pays the faults, as the first call of a process does). (2) The order of the rows: see timings().
+  The batch is walked in chunks of CHUNK_BYTES = 16 MiB per row block: chunks small enough for L2 (<= 1 MiB) were
+  25-100% slower, because MKL's batched GEMMs lose efficiency as they get narrow, and 2-64 MiB were within noise
+  of each other.
 * What is left (measured in session 6, whole batch, 1 thread): the first GEMM takes 14.9 ms reading x row-major
-  and 6.6 ms reading a batch-innermost copy; the second takes 7.0 ms. Huge pages for x changed nothing (22.6 vs
-  22.9 ms), so it is the access pattern, not the TLB. A per-chunk transpose of x (torch's copy 6.5 ms per 32 MiB,
-  a blocked numba transpose 5.5-6.7 ms: both at the streaming bandwidth) costs what it saves at every chunk size
-  from 64 to 1024 rows. Earlier notes: the first GEMM reads x row-major, i.e. each block's operand is 64 floats
-  per row at a 16 KiB stride, which the hardware prefetcher cannot follow: it runs at ~55 GFLOP/s against ~100 when x is already
-  batch-innermost (as it is when the input is another Monarch multiply's result). Transposing x first (torch's
-  blocked copy, or MKL's omatcopy per chunk) cost as much as it saved. The second GEMM runs at ~70-100 GFLOP/s
-  writing to DRAM. Net: ~65% of the serial roofline.
+  (each block's operand is 64 floats per row at a 16 KiB stride) and 6.6 ms reading a batch-innermost copy; the
+  second takes 7.0 ms. Huge pages for x changed nothing (22.6 vs 22.9 ms), so it is the access pattern, not the
+  TLB. A per-chunk transpose of x (torch's copy 6.5 ms per 32 MiB, a blocked numba transpose 5.5-6.7 ms, MKL's
+  omatcopy in an earlier session: all at the streaming bandwidth) costs what it saves at every chunk size from
+  64 to 1024 rows. Net: 90% of the serial roofline at 1 thread. At 2 threads the dense anchor doubles while the
+  multiply, memory-bound, gains 25-30% (61% of its roofline); splitting the batch between two Python threads
+  running the 1-thread kernel was no faster (11.3 vs 10.9 ms).
 * Per-call overhead: ~0.1 ms at n = 1024 and ~0.27 ms at n = 4096 for a single row: two batched GEMMs of m tiny
   blocks each cost MKL ~1-2 us per block. It matters only below B ~ 64 rows.
 * Allocations per call: the result only (and, with autograd, z for the backward); the chunk scratch is reused per
   thread. The backward accumulates dL/dw1 and dL/dw2 chunk by chunk, so gy is never transposed whole.
-* Threads: the block GEMMs are batched (bmm) and MKL splits the blocks across threads. The dense GEMM is already
-  at one core's FMA peak and the second vCPU did not raise it when the VM was idle (431 ms with 1 thread, 443 with
-  2), so on this VM 2 threads can only help the memory-bound part; compare each row with its own dense anchor.
+* Threads: the block GEMMs are batched (bmm) and MKL splits the blocks across threads. Whether the second vCPU
+  is a real core depends on the host: in session 5 it did not speed up the dense GEMM (431 ms with 1 thread, 443
+  with 2); in session 6 it halved it (324 -> 166 ms) while the Monarch multiply gained 25-30%. Compare each row
+  with its own dense anchor.
 * Contiguous (row-major) results pay one 2-D transpose of each chunk (the output shuffle P puts the L-block index
   innermost, which no GEMM can write row-major): ~18 ms at this size, hence the transposed-view default.
 * Randomized SVD: every pass over A costs the same FLOPs in every library; the difference is orientation. MKL runs

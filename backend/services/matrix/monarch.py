@@ -160,8 +160,9 @@ class _ResultPool:
     A CPU counterpart of torch's CUDA caching allocator, for the one allocation a multiply makes. Each result is a
     numpy view of a raw buffer; the torch tensor (and every view of it, and every ``.numpy()`` of those) keeps that
     view alive through its storage, so when the view is finalized nothing can reach the memory any more and the raw
-    buffer can back the next result of the same size. Its pages are then already mapped, which spares the ~8 ms of
-    first-touch page faults a fresh 32 MiB buffer costs. At most ``RESULT_POOL_BYTES`` are kept.
+    buffer can back the next result of the same size. Its pages are then already mapped, which spares the
+    first-touch page faults of a fresh buffer (n = 4096, B = 2048: 18.5 against 23.7 ms per call back-to-back).
+    At most ``RESULT_POOL_BYTES`` are kept.
     """
 
     def __init__(self) -> None:
