@@ -148,9 +148,9 @@ def timings(
             fn()
     out: dict[str, list[float]] = {name: [] for name in fns}
     order = list(fns.items())
-    shuffle = np.random.default_rng(0).permutation if steady else None
+    rng = np.random.default_rng(0)
     for _ in range(repeats):
-        for index in shuffle(len(order)) if shuffle else range(len(order)):
+        for index in rng.permutation(len(order)) if steady else range(len(order)):
             name, fn = order[index]
             time.sleep(settle)
             if steady:
